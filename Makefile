@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    - create/reuse .venv, then train, register and batch-score the sample data
+#   make test   - create/reuse .venv, then run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# CPU build of torch where there is no GPU (it ships as a local wheel on these machines);
+# with a GPU, pip's default (CUDA) build. Machines here carry the CPU wheel of
+# torch 2.13.0 on disk; elsewhere set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: run test lint bench venv clean serve
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  echo "GPU found: installing the default (CUDA) torch build"; $(BIN)/pip install --quiet "$(TORCH_SPEC)"; \
+	else \
+	  echo "no GPU: installing the CPU build of torch"; \
+	  $(BIN)/pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+	fi
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/vae-anomaly demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check vae_anomaly pipelines tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/adbench.py
+
+serve: $(STAMP)
+	$(BIN)/vae-anomaly serve --start-server
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns mlartifacts outputs .pytest_cache
