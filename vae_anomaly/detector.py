@@ -99,6 +99,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if self.model not in ("vae", "vqvae"):
             raise ConfigError(f"model must be 'vae' or 'vqvae', not {self.model!r}")
         check_method(self.score)
+        if self.model == "vqvae" and self.score == "iwae":
+            raise ConfigError("the IWAE score needs a Gaussian latent; use 'recon_kl' with a VQ-VAE")
         if self.threshold not in THRESHOLD_METHODS:
             raise ConfigError(f"threshold must be one of {THRESHOLD_METHODS}, not {self.threshold!r}")
         if self.threshold == "fixed" and self.threshold_value is None:

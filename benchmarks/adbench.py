@@ -1,0 +1,93 @@
+"""ADBench unsupervised protocol: VAEDetector against PyOD's IForest, ECOD and VAE in one run.
+
+For each data set and seed 0, 1, 2: stratified 70/30 split, fit on the 70% without labels
+(anomalies included), AUROC and AUPRC of the scores on the 30%.
+
+    .venv/bin/python benchmarks/adbench.py                 # the ten "quality" sets, three seeds
+    .venv/bin/python benchmarks/adbench.py --sets 6_cardio 42_WBC --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import QUALITY_SETS, load_adbench, markdown_table, timer  # noqa: E402
+
+
+def make_detector(name: str, seed: int):  # noqa: ANN201
+    if name == "VAEDetector":
+        from vae_anomaly import VAEDetector
+
+        return VAEDetector(random_state=seed, device="cpu")
+    if name == "IForest":
+        from pyod.models.iforest import IForest
+
+        return IForest(random_state=seed)
+    if name == "ECOD":
+        from pyod.models.ecod import ECOD
+
+        return ECOD()
+    if name == "PyOD-VAE":
+        from pyod.models.vae import VAE
+
+        return VAE(random_state=seed, verbose=0, device="cpu")
+    raise SystemExit(f"unknown detector {name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=QUALITY_SETS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--detectors", nargs="+", default=["VAEDetector", "IForest", "ECOD", "PyOD-VAE"])
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    import torch
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    res: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+    for ds in args.sets:
+        X, y = load_adbench(ds)
+        for seed in args.seeds:
+            Xtr, Xte, _, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+            for det_name in args.detectors:
+                det = make_detector(det_name, seed)
+                with timer() as tf:
+                    det.fit(Xtr)
+                with timer() as ts:
+                    s = det.decision_function(Xte)
+                s = np.nan_to_num(s, nan=np.nanmax(s))
+                res.setdefault((ds, det_name), []).append(
+                    (roc_auc_score(yte, s), average_precision_score(yte, s), tf["s"], ts["s"]))
+                print(f"{ds:16s} seed {seed} {det_name:12s} AUROC {res[(ds, det_name)][-1][0]:.3f} "
+                      f"fit {tf['s']:.1f}s", file=sys.stderr, flush=True)
+    dets = args.detectors
+    rows = []
+    auroc = np.array([[np.mean([r[0] for r in res[(ds, d)]]) for d in dets] for ds in args.sets])
+    auprc = np.array([[np.mean([r[1] for r in res[(ds, d)]]) for d in dets] for ds in args.sets])
+    for i, ds in enumerate(args.sets):
+        rows.append([ds] + [f"{auroc[i, j]:.3f} / {auprc[i, j]:.3f}" for j in range(len(dets))])
+    ranks = np.mean([(-auroc[i]).argsort().argsort() + 1 for i in range(len(args.sets))], axis=0)
+    rows.append(["**mean**"] + [f"**{auroc[:, j].mean():.3f} / {auprc[:, j].mean():.3f}**" for j in range(len(dets))])
+    rows.append(["mean rank (AUROC)"] + [f"{r:.2f}" for r in ranks])
+    fit_t = [np.mean([r[2] for ds in args.sets for r in res[(ds, d)]]) for d in dets]
+    score_t = [np.mean([r[3] for ds in args.sets for r in res[(ds, d)]]) for d in dets]
+    rows.append(["mean fit time (s)"] + [f"{t:.2f}" for t in fit_t])
+    rows.append(["mean score time (s)"] + [f"{t:.3f}" for t in score_t])
+    print(f"AUROC / AUPRC on the 30% test split, mean over seeds {args.seeds}\n")
+    print(markdown_table(["data set", *dets], rows))
+    if "IForest" in dets and "VAEDetector" in dets:
+        gap = auroc[:, dets.index("VAEDetector")] - auroc[:, dets.index("IForest")]
+        print(f"\nVAEDetector - IForest AUROC per set: min {gap.min():+.3f} ({args.sets[int(gap.argmin())]}), "
+              f"mean {gap.mean():+.3f}")
+
+
+if __name__ == "__main__":
+    main()
