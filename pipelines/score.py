@@ -1,0 +1,70 @@
+"""score_flow: load the champion -> score a file in chunks -> write atomically -> log a summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from pipelines import _runtime
+from vae_anomaly import jobs
+from vae_anomaly.jobs import ScoreJobConfig
+
+
+@_runtime.tracking_task
+def load_model(model: str) -> tuple[Any, str, dict[str, Any]]:
+    from vae_anomaly import tracking
+
+    detector, uri = tracking.load_detector(model)
+    return detector, uri, tracking.model_version_info(uri)
+
+
+@_runtime.data_task
+def score(detector: Any, config: ScoreJobConfig, output: str) -> dict[str, Any]:
+    from vae_anomaly.batch import score_file
+
+    return score_file(detector, config.input, output, keep_columns=config.keep_columns,
+                      chunk_rows=config.chunk_rows).to_dict()
+
+
+@_runtime.tracking_task
+def log_summary(result: jobs.ScoreResult, config: ScoreJobConfig) -> str:
+    from vae_anomaly import tracking
+
+    s = result.summary
+    run_id = tracking.start_run(config.experiment, run_name=f"score {result.model_uri}",
+                                tags={**_runtime.flow_run_tags(), "job": "score", "model_uri": result.model_uri,
+                                      "model_version": result.model_version.get("version", "")})
+    tracking.log_params(run_id, {"input": config.input, "output": s["output"], "model_uri": result.model_uri,
+                                 "chunk_rows": config.chunk_rows})
+    tracking.log_metrics(run_id, {"rows": s["rows"], "flagged": s["flagged"], "flagged_share": s["flagged_share"],
+                                  "drift_psi": s["drift_psi"], "drift_ks": s["drift_ks"],
+                                  "rows_per_second": s["rows_per_second"],
+                                  **{f"score_{k}": v for k, v in s["quantiles"].items()}})
+    tracking.log_dict(run_id, s, "score_summary.json")
+    tracking.end_run(run_id)
+    return run_id
+
+
+@_runtime.data_task
+def publish_artifacts(result: jobs.ScoreResult) -> None:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    s = result.summary
+    create_markdown_artifact(jobs.summary_markdown(result), key="score-summary", description="batch scoring summary")
+    create_table_artifact([{"quantile": k, "score": v} for k, v in s["quantiles"].items()], key="score-quantiles")
+
+
+@flow(name="vae-anomaly-score", log_prints=True)
+def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
+    """Score a file with the registered champion model (or a given version); scores land atomically."""
+    config = config or ScoreJobConfig()
+    output = config.output or jobs.default_output(config.model)
+    detector, uri, version = load_model(config.model)
+    summary = score(detector, config, output)
+    result = jobs.ScoreResult(summary, uri, version)
+    run_id = log_summary(result, config)
+    publish_artifacts(result)
+    get_run_logger().info(jobs.summary_markdown(result))
+    return {"output": summary["output"], "summary": summary, "model_uri": uri, "model_version": version,
+            "mlflow_run_id": run_id}

@@ -1,0 +1,201 @@
+"""Batch scoring of files: chunked reads, bounded memory, atomic output, a summary with score drift.
+
+The output holds ``row`` (0-based position in the input), the ``keep_columns``
+(ids, labels: copied, not scored), ``score`` and ``is_anomaly``. It appears under its final name only when
+every chunk was scored: a failure (bad row in chunk 7, a kill) leaves no file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .errors import DataError, SchemaError
+
+RESERVOIR = 100_000
+
+
+@dataclass
+class ScoreSummary:
+    input: str
+    output: str
+    rows: int = 0
+    flagged: int = 0
+    threshold: float = 0.0
+    quantiles: dict[str, float] = field(default_factory=dict)
+    drift_psi: float | None = None
+    drift_ks: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def flagged_share(self) -> float:
+        return self.flagged / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["flagged_share"] = self.flagged_share
+        d["rows_per_second"] = self.rows / self.seconds if self.seconds else None
+        return d
+
+
+class _Reservoir:
+    """Uniform sample of a stream (Vitter's algorithm R), for quantiles in bounded memory."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seen = size, 0
+        self.buf = np.empty(size)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        room = max(0, min(len(values), self.size - self.seen))
+        self.buf[self.seen:self.seen + room] = values[:room]
+        rest = values[room:]
+        if len(rest):
+            # Row at stream position t replaces a random slot with probability size / (t + 1).
+            positions = self.seen + room + np.arange(len(rest))
+            slots = self.rng.integers(0, positions + 1)
+            keep = slots < self.size
+            self.buf[slots[keep]] = rest[keep]
+        self.seen += len(values)
+
+    def sample(self) -> np.ndarray:
+        return self.buf[: min(self.seen, self.size)]
+
+
+def score_drift(train_quantiles: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Population stability index over the training deciles, and the KS distance to the training scores."""
+    q = np.asarray(train_quantiles)
+    edges = np.unique(q[:: max(1, (len(q) - 1) // 10)])
+    if len(edges) < 3:
+        return 0.0, 0.0
+    inner = edges[1:-1]
+    expected = np.diff(np.searchsorted(q, np.r_[-np.inf, inner, np.inf], side="right")) / len(q)
+    actual = np.bincount(np.searchsorted(inner, scores, side="right"), minlength=len(inner) + 1) / max(1, len(scores))
+    e, a = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
+    psi = float(np.sum((a - e) * np.log(a / e)))
+    grid = np.sort(scores)
+    cdf_new = np.arange(1, len(grid) + 1) / len(grid)
+    cdf_train = np.interp(grid, q, np.linspace(0, 1, len(q)))
+    return psi, float(np.max(np.abs(cdf_new - cdf_train)))
+
+
+def _writer(path: Path, fmt: str):  # noqa: ANN202
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        state: dict[str, Any] = {}
+
+        def write(frame: pd.DataFrame) -> None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if "w" not in state:
+                state["w"] = pq.ParquetWriter(path, table.schema)
+            state["w"].write_table(table)
+
+        def close() -> None:
+            if "w" in state:
+                state["w"].close()
+
+        return write, close
+    fh = open(path, "w", newline="")
+    first = {"header": True}
+
+    def write_csv(frame: pd.DataFrame) -> None:
+        frame.to_csv(fh, header=first["header"], index=False)
+        first["header"] = False
+
+    return write_csv, fh.close
+
+
+def output_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise DataError("output must end in .parquet or .csv", file=path)
+
+
+def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *, keep_columns: Sequence[str] = (),
+               chunk_rows: int = 100_000, progress: bool = False) -> ScoreSummary:
+    """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically."""
+    import time
+
+    from .data.tabular import iter_table
+    from .data.transform import TabularTransformer
+    from .progress import progress_bar
+
+    t0 = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    fmt = output_format(output_path)
+    if output_path.resolve() == input_path.resolve():
+        raise DataError("the output would overwrite the input", file=output_path)
+    summary = ScoreSummary(str(input_path), str(output_path), threshold=float(detector.threshold_))
+    reservoir = _Reservoir(RESERVOIR)
+    pre = detector.preprocessor_
+    with atomic_path(output_path) as tmp:
+        write, close = _writer(tmp, fmt)
+        try:
+            if isinstance(pre, TabularTransformer):
+                keep = list(keep_columns)
+                expected = set(pre.columns_) | set(keep)
+                with progress_bar(None, "scoring", enabled=progress) as bar:
+                    for chunk in iter_table(input_path, chunk_rows=chunk_rows, check_values=False):
+                        frame = chunk.frame
+                        if chunk.first_row == 0 or len(frame.columns) != len(expected):
+                            _check_schema(frame, expected, pre.columns_, keep, chunk.file)
+                        kept = {c: frame.pop(c).to_numpy() for c in keep}
+                        scores = detector.decision_function(frame, source=chunk.file, first_row=chunk.first_row)
+                        out = pd.DataFrame({"row": np.arange(summary.rows, summary.rows + len(frame))})
+                        for c, values in kept.items():
+                            out[c] = values
+                        out["score"] = scores
+                        out["is_anomaly"] = (scores > summary.threshold).astype(np.int8)
+                        write(out)
+                        summary.rows += len(frame)
+                        summary.flagged += int(out["is_anomaly"].sum())
+                        reservoir.add(scores)
+                        bar.advance(f"scored {summary.rows:,} rows")
+            else:
+                from .data import load_dataset
+
+                ds = load_dataset(input_path)
+                scores = detector.decision_function(ds.X, source=input_path)
+                out = pd.DataFrame({"row": np.arange(len(scores)), "score": scores,
+                                    "is_anomaly": (scores > summary.threshold).astype(np.int8)})
+                write(out)
+                summary.rows, summary.flagged = len(scores), int(out["is_anomaly"].sum())
+                reservoir.add(scores)
+        finally:
+            close()
+    sample = reservoir.sample()
+    summary.quantiles = {f"p{p}": float(np.percentile(sample, p)) for p in (1, 5, 25, 50, 75, 95, 99)}
+    train_q = getattr(detector, "train_score_quantiles_", None)
+    if train_q is None and hasattr(detector, "decision_scores_"):
+        train_q = np.quantile(detector.decision_scores_, np.linspace(0, 1, 101))
+    if train_q is not None and len(sample):
+        summary.drift_psi, summary.drift_ks = score_drift(np.asarray(train_q), sample)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _check_schema(frame: pd.DataFrame, expected: set[str], columns: list[str], keep: list[str], file: Path) -> None:
+    have = [str(c) for c in frame.columns]
+    for c in keep:
+        if c not in have:
+            raise SchemaError("column to keep not found", file=file, column=c)
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise SchemaError(f"the model's column is missing (model columns: {columns[:10]}...)", file=file,
+                          column=missing[0])
+    extra = [c for c in have if c not in expected]
+    if extra:
+        raise SchemaError("column unknown to the model (keep it with keep_columns, or drop it)", file=file,
+                          column=extra[0])

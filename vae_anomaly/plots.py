@@ -1,0 +1,183 @@
+"""Matplotlib figures (Agg backend, PNG): what a model learned and how its scores look.
+
+Each function returns a ``Figure``; :func:`save_png` writes it atomically. The
+flows log the same figures to MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    from .atomic import atomic_path
+
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    _plt().close(fig)
+    return Path(path)
+
+
+def _to_display(images: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) or (n, H, W) in [0, 1] or bytes -> (n, H, W[, 3]) floats for imshow."""
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    if arr.ndim == 4:
+        arr = arr[:, 0] if arr.shape[1] == 1 else np.moveaxis(arr, 1, -1)
+    return np.clip(arr, 0, 1)
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, titles: Sequence[str] | None = None,
+               suptitle: str | None = None) -> Any:
+    plt = _plt()
+    arr = _to_display(images)
+    n = len(arr)
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + (0.3 if suptitle else 0)))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(arr[i], cmap="gray" if arr[i].ndim == 2 else None, vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, n: int = 8) -> Any:
+    """Originals on the top row, reconstructions below."""
+    n = min(n, len(originals))
+    both = np.concatenate([_to_display(originals[:n]), _to_display(reconstructed[:n])])
+    return image_grid(both, ncols=n, suptitle="inputs (top) and reconstructions (bottom)")
+
+
+def training_curves(history: list[dict[str, float]]) -> Any:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = [h["epoch"] for h in history]
+    for key in ("train_loss", "val_loss"):
+        if history and key in history[0]:
+            ax.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (nats per sample)")
+    ax.legend()
+    ax.set_title("training curves")
+    return fig
+
+
+def score_histogram(scores: np.ndarray, threshold: float | None = None, labels: np.ndarray | None = None) -> Any:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    scores = np.asarray(scores)
+    lo, hi = np.percentile(scores, [0, 99.5])
+    bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
+    if labels is None:
+        ax.hist(np.clip(scores, lo, hi), bins=bins, alpha=0.8, label="scores")
+    else:
+        labels = np.asarray(labels).astype(int)
+        ax.hist(np.clip(scores[labels == 0], lo, hi), bins=bins, alpha=0.6, label="normal", density=True)
+        ax.hist(np.clip(scores[labels == 1], lo, hi), bins=bins, alpha=0.6, label="anomaly", density=True)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("anomaly score (higher = more anomalous)")
+    ax.legend()
+    return fig
+
+
+def roc_pr_curves(labels: np.ndarray, scores: np.ndarray) -> Any:
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
+    fpr, tpr, _ = roc_curve(labels, scores)
+    a.plot(fpr, tpr)
+    a.plot([0, 1], [0, 1], "k:", lw=0.8)
+    a.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC (AUC {auc(fpr, tpr):.3f})")
+    p, r, _ = precision_recall_curve(labels, scores)
+    b.plot(r, p)
+    b.set(xlabel="recall", ylabel="precision", title=f"precision-recall (AUC {auc(r, p):.3f})")
+    return fig
+
+
+def latent_scatter(latents: np.ndarray, labels: np.ndarray | None = None, method: str = "pca") -> Any:
+    """2-D latent space; PCA (or t-SNE) when the latent has more dimensions."""
+    plt = _plt()
+    z = np.asarray(latents, dtype=np.float64)
+    how = "latent"
+    if z.shape[1] > 2:
+        if method == "tsne":
+            from sklearn.manifold import TSNE
+
+            z = TSNE(2, init="pca", random_state=0).fit_transform(z)
+        else:
+            from sklearn.decomposition import PCA
+
+            z = PCA(2).fit_transform(z)
+        how = method.upper()
+    elif z.shape[1] == 1:
+        z = np.column_stack([z[:, 0], np.zeros(len(z))])
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sc = ax.scatter(z[:, 0], z[:, 1], c=None if labels is None else np.asarray(labels).astype(float),
+                    cmap="tab10", s=6, alpha=0.8)
+    if labels is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    ax.set(xlabel=f"{how} 1", ylabel=f"{how} 2", title="latent space (posterior means)")
+    return fig
+
+
+def feature_distributions(real: Any, synthetic: Any, columns: Sequence[str] | None = None, max_cols: int = 6) -> Any:
+    """Histograms of real versus synthetic values for a few columns."""
+    import pandas as pd
+
+    plt = _plt()
+    real, synthetic = pd.DataFrame(real), pd.DataFrame(synthetic)
+    cols = list(columns or real.columns)[:max_cols]
+    fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 2.6))
+    for ax, col in zip(np.atleast_1d(axes), cols, strict=False):
+        if pd.api.types.is_numeric_dtype(real[col]):
+            bins = np.histogram_bin_edges(real[col], 20)
+            ax.hist(real[col], bins=bins, alpha=0.6, density=True, label="real")
+            ax.hist(synthetic[col], bins=bins, alpha=0.6, density=True, label="synthetic")
+        else:
+            cats = sorted(set(map(str, real[col])))
+            rv = real[col].astype(str).value_counts(normalize=True).reindex(cats, fill_value=0)
+            sv = synthetic[col].astype(str).value_counts(normalize=True).reindex(cats, fill_value=0)
+            x = np.arange(len(cats))
+            ax.bar(x - 0.2, rv, 0.4, label="real")
+            ax.bar(x + 0.2, sv, 0.4, label="synthetic")
+            ax.set_xticks(x, cats, rotation=45, fontsize=6)
+        ax.set_title(str(col), fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    return fig
+
+
+def latent_traversal(model: Any, n_steps: int = 7, span: float = 2.5, dims: Sequence[int] | None = None) -> Any:
+    """Decode z = 0 with one latent dimension swept over [-span, span] per row (β-VAE disentanglement)."""
+    import torch
+
+    latent = model.latent_dim
+    dims = list(dims if dims is not None else range(min(latent, 8)))
+    device = next(model.parameters()).device
+    rows = []
+    with torch.no_grad():
+        for d in dims:
+            z = torch.zeros(n_steps, latent, device=device)
+            z[:, d] = torch.linspace(-span, span, n_steps, device=device)
+            rows.append(model.likelihood.mean(model.decode(z)).view(n_steps, *model.config.input_shape).cpu().numpy())
+    return image_grid(np.concatenate(rows), ncols=n_steps, suptitle="latent traversal: one dimension per row")
