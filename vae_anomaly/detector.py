@@ -35,6 +35,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
     epochs : an integer, or "auto" for a fixed budget of about 3000 gradient steps (10 to 200 epochs).
     contamination : expected share of anomalies in the training data (PyOD's meaning).
+    noise, noise_level : denoising training ("gaussian", "salt_pepper" or "mask"): the model
+        reconstructs the clean input from a corrupted copy.
     score : "recon_kl" (default, deterministic), "neg_elbo", "iwae", "recon" or "kl".
     threshold : "contamination" (quantile of training scores), "fpr" (``target_fpr`` on the
         held-out validation split, or on clean data given to :meth:`calibrate_threshold`), or
@@ -64,6 +66,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         target_fpr: float = 0.01,
         threshold_value: float | None = None,
         scaling: str = "robust",
+        noise: str | None = None,
+        noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
         random_state: int | None = None,
@@ -89,6 +93,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.target_fpr = target_fpr
         self.threshold_value = threshold_value
         self.scaling = scaling
+        self.noise = noise
+        self.noise_level = noise_level
         self.categorical_columns = categorical_columns
         self.device = device
         self.random_state = random_state
@@ -141,7 +147,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.train_config_ = TrainConfig(
             epochs=self._epochs_for(len(data)), batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, val_fraction=self.val_fraction, patience=self.patience,
-            device=self.device, seed=seed, progress=self.verbose)
+            device=self.device, seed=seed, progress=self.verbose, noise=self.noise, noise_level=self.noise_level)
         self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
         self.history_ = self.train_result_.history
         self.decision_scores_ = self._scores(data)

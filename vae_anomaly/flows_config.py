@@ -1,0 +1,97 @@
+"""``flows.yaml``: the deployments to serve, validated with clear errors naming the entry and field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+ENTRYPOINT = re.compile(r"^[\w./-]+\.py:[A-Za-z_]\w*$")
+
+
+class ScheduleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = None
+    interval: float | None = Field(None, gt=0, description="seconds")
+    timezone: str | None = None
+
+    @model_validator(mode="after")
+    def one_kind(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of 'cron' or 'interval'")
+        if self.cron is not None:
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(self.cron, __import__("datetime").datetime(2026, 1, 1))
+            except CronSimError as exc:
+                raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from exc
+        return self
+
+
+class DeploymentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    entrypoint: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+    tags: list[str] = Field(default_factory=list)
+    paused: bool = False
+
+    @field_validator("entrypoint")
+    @classmethod
+    def entrypoint_shape(cls, v: str) -> str:
+        if not ENTRYPOINT.match(v):
+            raise ValueError(f"{v!r} is not of the form 'path/to/file.py:flow_function'")
+        return v
+
+
+class FlowsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[DeploymentSpec] = Field(min_length=1)
+
+
+def load_flows_file(path: str | Path) -> FlowsFile:
+    """Parse and validate; an error names the deployment (index and name) and the field."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'deployments' list")
+    try:
+        spec = FlowsFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
+            items = raw.get("deployments") or []
+            name = items[loc[1]].get("name", "?") if loc[1] < len(items) and isinstance(items[loc[1]], dict) else "?"
+            field = ".".join(str(x) for x in loc[2:]) or "(entry)"
+            where = f"deployment #{loc[1]} ({name!r}), field {field!r}"
+        else:
+            where = f"field {'.'.join(map(str, loc))!r}"
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from exc
+    names = [d.name for d in spec.deployments]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ConfigError(f"{path}: deployment name {dup!r} is used twice")
+    for d in spec.deployments:
+        file = d.entrypoint.split(":")[0]
+        if not (path.parent / file).is_file():
+            raise ConfigError(f"{path}: deployment {d.name!r}, field 'entrypoint': {file} does not exist")
+    return spec

@@ -1,0 +1,274 @@
+"""``VAEOversampler``: balance classes with rows (or images) sampled from a conditional VAE.
+
+One CVAE is trained on all classes with the class as its condition; new rows of
+class k are decoded from z ~ N(0, I) with c = k and mapped back through the
+fitted inverse transform (original columns, dtypes, categories; numeric values
+within each column's observed range; integers stay integers). That is a true
+conditional model: asking for a rare class costs the same as a common one.
+
+Two optional filters guard quality and privacy: drop generated rows the model
+itself scores as anomalous for their class, and drop rows closer to a real row
+than real rows usually are to each other (copies of the training data).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from imblearn.over_sampling.base import BaseOverSampler
+
+from .errors import ConfigError, DataError
+from .inputs import fit_preprocessor, is_image_input, likelihood_layout, model_input, model_input_shape
+
+AUTO_STEPS = 3000
+
+
+class VAEOversampler(BaseOverSampler):
+    """Over-sample minority classes with a conditional VAE (imbalanced-learn's sampler API).
+
+    Parameters
+    ----------
+    sampling_strategy : "auto", a float ratio, a dict {class: target count} or a callable (imbalanced-learn's).
+    filter_anomalous : drop generated rows whose recon+KL score (given their class) exceeds the
+        ``anomaly_quantile`` of the real rows' scores of that class, or that the model explains better
+        with another class as the condition (rows that drifted into another class's region).
+    min_distance : "auto" drops generated rows nearer to a real row than the 1st percentile of the
+        real rows' own nearest-neighbour distances (in model space); a float sets the distance; None disables.
+    min_class_rows : a class with fewer real rows cannot be learned and is an error.
+    latent_sampling : "posterior" (default) draws z from the posterior q(z | x, c) of a random real row
+        of the class -- the aggregate posterior the decoder was trained on; with few rows of a class the
+        prior N(0, I) has regions the decoder never saw for it. "prior" draws z ~ N(0, I).
+    sample_noise : add the decoder's own noise to each generated row. Off by default: the noise is
+        independent per column and blurs correlations; variety comes from the latent draw.
+    """
+
+    _sampling_type = "over-sampling"
+
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: int | None = None,
+        latent_dim: int | None = None,
+        hidden_dims: tuple[int, ...] | None = None,
+        beta: float = 1.0,
+        epochs: int | str = "auto",
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        filter_anomalous: bool = True,
+        anomaly_quantile: float = 0.99,
+        min_distance: float | str | None = "auto",
+        min_class_rows: int = 6,
+        sample_noise: bool = False,
+        latent_sampling: str = "posterior",
+        max_rounds: int = 10,
+        categorical_columns: list[str] | None = None,
+        device: str = "auto",
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(sampling_strategy=sampling_strategy)
+        self.random_state = random_state
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.beta = beta
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.filter_anomalous = filter_anomalous
+        self.anomaly_quantile = anomaly_quantile
+        self.min_distance = min_distance
+        self.min_class_rows = min_class_rows
+        self.sample_noise = sample_noise
+        self.latent_sampling = latent_sampling
+        self.max_rounds = max_rounds
+        self.categorical_columns = categorical_columns
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ API
+    def fit_resample(self, X: Any, y: Any, **params: Any) -> tuple[Any, Any]:
+        """Fit the CVAE on (X, y) and return the data with generated rows appended after the real ones."""
+        from imblearn.utils import check_sampling_strategy
+        from sklearn.utils.multiclass import check_classification_targets
+
+        X_in, y_arr = self._validate(X, y)
+        check_classification_targets(y_arr)
+        self.sampling_strategy_ = check_sampling_strategy(self.sampling_strategy, y_arr, self._sampling_type)
+        self.fit_model(X_in, y_arr)
+        parts_X, parts_y = [X_in], [y_arr]
+        for cls, n in self.sampling_strategy_.items():
+            if n > 0:
+                gen = self.sample(int(n), cls)
+                parts_X.append(gen)
+                parts_y.append(np.full(int(n), cls, dtype=y_arr.dtype))
+        if isinstance(X_in, pd.DataFrame):
+            X_res = pd.concat(parts_X, ignore_index=True)
+        else:
+            X_res = np.concatenate([np.asarray(p, dtype=X_in.dtype) for p in parts_X])
+        y_res = np.concatenate(parts_y)
+        if isinstance(y, pd.Series):
+            y_res = pd.Series(y_res, name=y.name)
+        return X_res, y_res
+
+    def fit(self, X: Any, y: Any) -> VAEOversampler:
+        """Validate and fit the generator (imbalanced-learn's ``fit``); use :meth:`fit_resample` to resample."""
+        from imblearn.utils import check_sampling_strategy
+
+        X_in, y_arr = self._validate(X, y)
+        self.sampling_strategy_ = check_sampling_strategy(self.sampling_strategy, y_arr, self._sampling_type)
+        self.fit_model(X_in, y_arr)
+        return self
+
+    def _fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
+        # imbalanced-learn's abstract hook; fit_resample is overridden to keep DataFrames and images intact.
+        return self.fit_resample(X, y)
+
+    def _validate(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        if isinstance(X, pd.DataFrame):
+            X_in = X.reset_index(drop=True)
+        else:
+            X_in = np.asarray(X)
+            if X_in.ndim not in (2, 3, 4):
+                raise DataError(f"expected a table (n, d) or images, got an array shaped {X_in.shape}")
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or len(y_arr) != len(X_in):
+            raise DataError(f"y must be 1-D with one label per row: {len(X_in)} rows, y shaped {y_arr.shape}")
+        classes, counts = np.unique(y_arr, return_counts=True)
+        if len(classes) < 2:
+            raise DataError(f"y has a single class ({classes[0]!r}); over-sampling needs at least two", column="y")
+        small = [(c, k) for c, k in zip(classes, counts, strict=True) if k < self.min_class_rows]
+        if small:
+            c, k = small[0]
+            raise DataError(f"class {c!r} has {k} rows; at least {self.min_class_rows} are needed to learn it",
+                            column="y")
+        return X_in, y_arr
+
+    # ------------------------------------------------------------------ model
+    def fit_model(self, X: Any, y: np.ndarray) -> VAEOversampler:
+        import torch
+
+        from .models import ModelConfig, build_model
+        from .scoring import score_batch
+        from .train import TrainConfig, train
+
+        seed = 0 if self.random_state is None else int(np.random.RandomState(self.random_state).randint(2**31)) \
+            if not isinstance(self.random_state, int | np.integer) else int(self.random_state)
+        self.seed_ = seed
+        if self.latent_sampling not in ("posterior", "prior"):
+            raise ConfigError(f"latent_sampling must be 'posterior' or 'prior', not {self.latent_sampling!r}")
+        self.classes_ = np.unique(y)
+        self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns)
+        self.is_image_ = is_image_input(X)
+        data = model_input(self.preprocessor_, X)
+        codes = np.searchsorted(self.classes_, y)
+        cfg = ModelConfig(model_input_shape(self.preprocessor_), kind="cvae", blocks=likelihood_layout(self.preprocessor_),
+                          latent_dim=self.latent_dim, hidden_dims=self.hidden_dims, beta=self.beta,
+                          n_conditions=len(self.classes_))
+        torch.manual_seed(seed)
+        self.model_ = build_model(cfg)
+        n_train = max(1, int(len(data) * 0.9))
+        steps = math.ceil(n_train / min(self.batch_size, n_train))
+        epochs = int(self.epochs) if self.epochs != "auto" else int(min(300, max(20, math.ceil(AUTO_STEPS / steps))))
+        self.train_result_ = train(self.model_, data, codes, TrainConfig(
+            epochs=epochs, batch_size=self.batch_size, lr=self.lr, device=self.device, seed=seed,
+            progress=self.verbose))
+        # Per-class reference statistics for the filters.
+        device = next(self.model_.parameters()).device
+        self.real_by_class_: dict[int, np.ndarray] = {}
+        self.score_limit_: dict[int, float] = {}
+        self.posterior_: dict[int, tuple[Any, Any]] = {}
+        self.min_distance_: dict[int, float] = {}
+        flat = data.reshape(len(data), -1)
+        for k in range(len(self.classes_)):
+            rows = data[codes == k]
+            with torch.no_grad():
+                s = score_batch(self.model_, torch.from_numpy(rows).to(device),
+                                torch.full((len(rows),), k, device=device)).cpu().numpy()
+            self.score_limit_[k] = float(np.quantile(s, self.anomaly_quantile))
+            with torch.no_grad():
+                mu, logvar = self.model_.encode(torch.from_numpy(rows).to(device),
+                                                torch.full((len(rows),), k, device=device))
+            self.posterior_[k] = (mu.cpu(), logvar.cpu())
+        # One threshold for all classes: a copy of any real row leaks, whatever its class.
+        threshold = self._distance_threshold(flat)
+        self.min_distance_ = {k: threshold for k in range(len(self.classes_))}
+        self.real_flat_ = flat
+        return self
+
+    def _distance_threshold(self, rows: np.ndarray) -> float:
+        if self.min_distance is None:
+            return 0.0
+        if self.min_distance != "auto":
+            return float(self.min_distance)
+        from sklearn.neighbors import NearestNeighbors
+
+        if len(rows) < 3:
+            return 0.0
+        nn = NearestNeighbors(n_neighbors=2).fit(rows)
+        d = nn.kneighbors(rows)[0][:, 1]
+        return float(np.percentile(d, 1))
+
+    def sample(self, n: int, cls: Any) -> Any:
+        """``n`` generated rows (DataFrame or array like the input) or images of class ``cls``."""
+        import torch
+
+        from .scoring import score_batch
+
+        if not hasattr(self, "model_"):
+            from .errors import NotFittedError
+
+            raise NotFittedError("call fit or fit_resample first")
+        where = np.flatnonzero(self.classes_ == cls)
+        if not len(where):
+            raise ConfigError(f"unknown class {cls!r}; known: {list(self.classes_)}")
+        k = int(where[0])
+        device = next(self.model_.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(self.seed_ + 7919 * (k + 1) + n)
+        kept: list[np.ndarray] = []
+        have, tried, rounds = 0, 0, 0
+        nn = None
+        if self.min_distance_[k] > 0:
+            from sklearn.neighbors import NearestNeighbors
+
+            nn = NearestNeighbors(n_neighbors=1).fit(self.real_flat_)
+        self.model_.eval()
+        while have < n and rounds < self.max_rounds:
+            m = max(16, int(1.5 * (n - have)))
+            z = torch.randn(m, self.model_.latent_dim, generator=gen, device=device)
+            if self.latent_sampling == "posterior":
+                mu, logvar = (t.to(device) for t in self.posterior_[k])
+                pick = torch.randint(0, len(mu), (m,), generator=gen, device=device)
+                z = mu[pick] + torch.exp(0.5 * logvar[pick]) * z
+            c = torch.full((m,), k, device=device)
+            with torch.no_grad():
+                out = self.model_.decode(z, c)
+                lik = self.model_.likelihood
+                x = lik.sample(out, gen) if self.sample_noise and not self.is_image_ else lik.mean(out)
+                x = x.view(m, *self.model_.config.input_shape)
+                ok = torch.ones(m, dtype=torch.bool, device=device)
+                if self.filter_anomalous:
+                    own = score_batch(self.model_, x, c)
+                    ok &= own <= self.score_limit_[k]
+                    # Class consistency: the row must fit its own class at least as well as any other.
+                    for j in range(len(self.classes_)):
+                        if j != k:
+                            ok &= own <= score_batch(self.model_, x, torch.full((m,), j, device=device))
+            arr = x.cpu().numpy()
+            ok_np = ok.cpu().numpy()
+            if nn is not None:
+                d = nn.kneighbors(arr.reshape(m, -1))[0][:, 0]
+                ok_np &= d >= self.min_distance_[k]
+            kept.append(arr[ok_np])
+            have += int(ok_np.sum())
+            tried += m
+            rounds += 1
+        if have < n:
+            raise DataError(f"class {cls!r}: only {have} of {n} requested rows passed the quality and privacy "
+                            f"filters in {tried} draws; relax anomaly_quantile / min_distance or request fewer",
+                            column="y")
+        arr = np.concatenate(kept)[:n]
+        self.acceptance_rate_ = have / max(1, tried)
+        return self.preprocessor_.inverse_transform(arr)
