@@ -183,6 +183,28 @@ def demo(
     typer.echo(f"MLflow runs      : {trained['tracking_uri']}  (browse: mlflow ui --backend-store-uri {trained['tracking_uri']})")
 
 
+@app.command()
+def synthesize(
+    data: Annotated[Path, typer.Argument(help="Labelled data: table, image folder, NPZ or IDX.")],
+    label: LabelOpt = None,
+    id_column: IdOpt = None,
+    labels_path: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file.")] = None,  # noqa: UP045
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help=".parquet/.csv (tables) or .npz (images)")] = None,  # noqa: UP045, E501
+    strategy: Annotated[str, typer.Option(help="'auto', a ratio, or JSON {class: count}.")] = "auto",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="VAEOversampler option key=value.")] = None,  # noqa: UP045
+) -> None:
+    """Run the synthesize flow: balance classes with CVAE samples and judge them against SMOTE."""
+    from pipelines.synthesize import synthesize_flow
+
+    from .synth_job import SynthJobConfig
+
+    parsed = _parse_sets([f"s={strategy}"])["s"]
+    cfg = SynthJobConfig(data=str(data), label_column=label, id_column=id_column,
+                         labels_path=str(labels_path) if labels_path else None, output=str(output) if output else None,
+                         sampling_strategy=parsed, oversampler=_parse_sets(set_))
+    _print_json(synthesize_flow(cfg))
+
+
 def _start_prefect_server(port: int, timeout: float = 120.0):  # noqa: ANN202
     """Start `prefect server start` on 127.0.0.1 and wait for its health endpoint."""
     import os
