@@ -101,7 +101,7 @@ def train_flow(config: TrainJobConfig | None = None) -> dict[str, Any]:
         detector = fit(data, config, run_id)
         metrics = evaluate(detector, data)
         model_uri = log_run(run_id, detector, data, metrics, config)
-        registry = register_and_promote(model_uri, run_id, detector, data, config) if config.register else {}
+        registry = register_and_promote(model_uri, run_id, detector, data, config) if config.register_model else {}
     except BaseException:
         tracking.end_run(run_id, "FAILED")
         raise

@@ -268,8 +268,12 @@ def serve(
 
 def main() -> None:
     """Console entry point: the project's own errors become a message and exit code 2."""
+    import signal
+
     from .errors import VAEAnomalyError
 
+    # SIGTERM (a scheduler cancelling the job) unwinds like Ctrl-C, so temporary outputs are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app()
     except VAEAnomalyError as exc:

@@ -40,7 +40,7 @@ class TrainJobConfig(BaseModel):
     experiment: str = "vae-anomaly"
     model_name: str = "vae-anomaly"
     promote_metric: Literal["auto", "val_auroc", "val_neg_elbo"] = "auto"
-    register: bool = True
+    register_model: bool = True
 
 
 class ScoreJobConfig(BaseModel):

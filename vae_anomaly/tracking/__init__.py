@@ -224,7 +224,7 @@ def champion_version(name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client().get_model_version_by_alias(name, CHAMPION).version
+        return str(client().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower() \
                 or "does not exist" in str(exc).lower():
@@ -295,7 +295,7 @@ def model_version_info(model_uri: str) -> dict[str, Any]:
         mv = _wrap("reading the registry", lambda: c.get_model_version(name, version))
     else:
         return {}
-    return {"name": mv.name, "version": mv.version, "run_id": mv.run_id}
+    return {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id}
 
 
 def dumps(obj: Any) -> str:

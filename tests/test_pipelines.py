@@ -1,0 +1,120 @@
+"""Real Prefect flow runs (shared test server) against a real MLflow store on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import DATA
+from vae_anomaly.errors import SchemaError, TrackingError
+from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+CANCER = str(DATA / "breast_cancer.csv")
+
+
+def train_config(**kw):
+    base = dict(data=CANCER, label_column="diagnosis", anomaly_label="malignant", id_column="patient_id",
+                train_on="normal", model_name="cancer", experiment="test", detector={"epochs": 25})
+    base.update(kw)
+    return TrainJobConfig(**base)
+
+
+def test_train_register_promote_then_score_by_alias(mlflow_store):
+    import mlflow
+
+    from pipelines.score import score_flow
+    from pipelines.train import train_flow
+
+    res = train_flow(train_config())
+    assert res["version"] == "1" and res["promoted"] and res["metrics"]["val_auroc"] > 0.85
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("cancer", "champion").version) == "1"
+    run = client.get_run(res["run_id"])
+    assert run.data.tags["prefect.flow_run_id"]
+    assert run.data.params["data.sha256"] and run.data.metrics["val_auroc"] == pytest.approx(res["metrics"]["val_auroc"])
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest
+    figures = {a.path for a in client.list_artifacts(res["run_id"], "figures")}
+    assert {"figures/training_curves.png", "figures/score_histogram.png", "figures/roc_pr.png"} <= figures
+    child = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{res['run_id']}'")
+    assert len(child) == 1 and len(client.get_metric_history(child[0].info.run_id, "val_loss")) >= 5
+
+    out = mlflow_store / "scores.parquet"
+    scored = score_flow(ScoreJobConfig(model="cancer", input=CANCER, output=str(out), experiment="test",
+                                       keep_columns=["patient_id", "diagnosis"], chunk_rows=100))
+    frame = pd.read_parquet(out)
+    assert len(frame) == 569 and list(frame.columns) == ["row", "patient_id", "diagnosis", "score", "is_anomaly"]
+    assert frame["row"].tolist() == list(range(569))
+    assert scored["model_version"]["version"] == "1"
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(frame["diagnosis"] == "malignant", frame["score"]) > 0.85
+    summary = client.get_run(scored["mlflow_run_id"]).data.metrics
+    assert summary["rows"] == 569 and 0 < summary["flagged_share"] < 1
+    assert "drift_psi" in summary
+
+    # The registered pyfunc loads from the registry (models from code, no pickle) and scores.
+    model = mlflow.pyfunc.load_model("models:/cancer@champion")
+    X = pd.read_csv(CANCER).drop(columns=["patient_id", "diagnosis"]).iloc[:5]
+    pred = model.predict(X)
+    assert list(pred.columns) == ["score", "is_anomaly"]
+    np.testing.assert_allclose(pred["score"].to_numpy(), frame["score"].to_numpy()[:5], rtol=1e-5)
+
+    # A worse second model is registered but does not take the champion alias.
+    worse = train_flow(train_config(detector={"epochs": 1, "lr": 1e-6, "patience": None}))
+    assert worse["version"] == "2" and not worse["promoted"]
+    assert "does not beat champion v1" in worse["reason"]
+    assert str(client.get_model_version_by_alias("cancer", "champion").version) == "1"
+    assert "does not beat" in client.get_model_version("cancer", "2").tags["promotion_decision"]
+
+
+def test_score_refuses_a_different_schema_and_writes_nothing(mlflow_store, tmp_path):
+    from pipelines.score import score_flow
+    from pipelines.train import train_flow
+
+    train_flow(train_config(detector={"epochs": 3}))
+    frame = pd.read_csv(CANCER).drop(columns=["diagnosis"])
+    frame["unexpected"] = 1.0
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    out = tmp_path / "out.parquet"
+    with pytest.raises(SchemaError, match="unexpected"):
+        score_flow(ScoreJobConfig(model="cancer", input=str(bad), output=str(out), keep_columns=["patient_id"],
+                                  experiment="test"))
+    assert not out.exists() and not list(tmp_path.glob(".out.parquet*"))
+
+
+def test_bad_data_fails_clearly_without_retries(mlflow_store, tmp_path):
+    from pipelines.train import train_flow
+    from vae_anomaly.errors import DataError
+
+    p = tmp_path / "bad.csv"
+    p.write_text("a,b,label\n1,2,0\n3,,1\n")
+    with pytest.raises(DataError, match="row 1"):
+        train_flow(train_config(data=str(p), label_column="label", anomaly_label=None, id_column=None))
+
+
+def test_tracking_server_down_retries_then_clear_error(tmp_path, monkeypatch):
+    import pipelines.train as train_mod
+    from tests.conftest import free_port
+    from vae_anomaly import tracking
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    calls = {"n": 0}
+    real = tracking.check_tracking
+
+    def counting():
+        calls["n"] += 1
+        return real()
+
+    monkeypatch.setattr(tracking, "check_tracking", counting)
+    monkeypatch.setattr(train_mod, "connect_tracking",
+                        train_mod.connect_tracking.with_options(retries=2, retry_delay_seconds=0))
+    with pytest.raises(TrackingError, match="MLflow tracking at http://127.0.0.1"):
+        train_mod.train_flow(train_config())
+    assert calls["n"] == 3  # first try + 2 retries
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "mlflow.db").exists()
