@@ -71,7 +71,7 @@ def test_schema_mismatch_and_bad_output_name(saved_detector, tmp_path):
     with pytest.raises(SchemaError, match="missing") as e:
         score_file(det, tmp_path / "in.csv", tmp_path / "o.parquet")
     assert e.value.column == "b"
-    with pytest.raises(DataError, match=".parquet or .csv"):
+    with pytest.raises(DataError, match=r"\.parquet or \.csv"):
         score_file(det, tmp_path / "in.csv", tmp_path / "o.json")
 
 

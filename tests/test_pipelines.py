@@ -114,7 +114,7 @@ def test_tracking_server_down_retries_then_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(tracking, "check_tracking", counting)
     monkeypatch.setattr(train_mod, "connect_tracking",
                         train_mod.connect_tracking.with_options(retries=2, retry_delay_seconds=0))
-    with pytest.raises(TrackingError, match="MLflow tracking at http://127.0.0.1"):
+    with pytest.raises(TrackingError, match=r"MLflow tracking at http://127\.0\.0\.1"):
         train_mod.train_flow(train_config())
     assert calls["n"] == 3  # first try + 2 retries
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "mlflow.db").exists()
