@@ -132,16 +132,27 @@ def fit(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the detector in.")],
     label: LabelOpt = None,
     id_column: IdOpt = None,
-    model: Annotated[str, typer.Option(help="'vae' or 'vqvae'.")] = "vae",
+    model: Annotated[str, typer.Option(help="'vae', 'vqvae' or 'cvae'.")] = "vae",
     epochs: Annotated[str, typer.Option(help="Epochs, or 'auto'.")] = "auto",
     noise: Annotated[Optional[str], typer.Option(help="Denoising: gaussian, salt_pepper or mask.")] = None,  # noqa: UP045
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
 ) -> None:
-    """Fit a detector and save it to a folder (library only: no MLflow, no Prefect)."""
+    """Fit a model and save it to a folder (library only: no MLflow, no Prefect).
+
+    vae/vqvae give a detector (also usable by generate/encode/plot); cvae needs --label.
+    """
     from .data import load_dataset
     from .detector import VAEDetector
 
     ds = load_dataset(data, label_column=label, id_column=id_column)
+    if model == "cvae":
+        from .generative import GenerativeModel
+
+        gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", epochs=30 if epochs == "auto" else int(epochs),
+                                 progress=sys.stderr.isatty(), **_parse_sets(set_))
+        gm.save(out)
+        _print_json({"saved": str(out), "classes": gm.classes})
+        return
     det = VAEDetector(model=model, epochs=_epochs(epochs), verbose=sys.stderr.isatty(), **_parse_sets(set_))
     if noise:
         det.set_params(noise=noise)
@@ -203,6 +214,203 @@ def synthesize(
                          labels_path=str(labels_path) if labels_path else None, output=str(output) if output else None,
                          sampling_strategy=parsed, oversampler=_parse_sets(set_))
     _print_json(synthesize_flow(cfg))
+
+
+def _write_rows_or_images(obj: object, out: Path, labels: object = None) -> None:
+    """PNG grid, .npz arrays, or .csv/.parquet rows -- chosen by the output's suffix, written atomically."""
+    import numpy as np
+    import pandas as pd
+
+    from .atomic import atomic_path
+    from .errors import DataError
+
+    suffix = out.suffix.lower()
+    if isinstance(obj, pd.DataFrame):
+        if suffix not in (".csv", ".parquet"):
+            raise DataError("rows are written as .csv or .parquet", file=out)
+        with atomic_path(out) as tmp:
+            obj.to_csv(tmp, index=False) if suffix == ".csv" else obj.to_parquet(tmp, index=False)
+        return
+    arr = np.asarray(obj)
+    if suffix == ".png":
+        from . import plots
+
+        # A grid is for looking at: past 64 images it is unreadable (and slow); .npz keeps them all.
+        plots.save_png(plots.image_grid(arr[:64]), out)
+    elif suffix == ".npz":
+        with atomic_path(out, suffix=".tmp.npz") as tmp:
+            np.savez_compressed(tmp, X=arr, **({"y": np.asarray(labels)} if labels is not None else {}))
+    else:
+        raise DataError("images are written as .png (a grid) or .npz (arrays)", file=out)
+
+
+@app.command()
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model folder (fit, or a VAEDetector).")],
+    n: Annotated[int, typer.Option("-n", help="How many samples.")] = 16,
+    cls: Annotated[Optional[str], typer.Option("--class", help="Class to generate (CVAE).")] = None,  # noqa: UP045
+    output: Annotated[Path, typer.Option("--output", "-o", help=".png grid, .npz, .csv or .parquet")] = Path("samples.png"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Sample images or rows from a trained model (per class for a CVAE, code prior for a VQ-VAE)."""
+    from .generative import GenerativeModel
+
+    gm = GenerativeModel.load(model_dir)
+    _write_rows_or_images(gm.generate(n, cls, seed), output)
+    _print_json({"output": str(output), "n": n, "class": cls})
+
+
+@app.command()
+def denoise(
+    model_dir: Annotated[Path, typer.Argument(help="A model trained with --noise (fit --noise gaussian).")],
+    data: Annotated[Path, typer.Argument(help="Images (folder, NPZ, IDX) to clean.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".npz or .png")] = Path("denoised.npz"),
+    evaluate: Annotated[Optional[str], typer.Option(help="Treat DATA as clean: corrupt it with this noise "  # noqa: UP045
+                                                    "(gaussian, salt_pepper, mask) and report PSNR/SSIM.")] = None,
+    level: Annotated[float, typer.Option(help="Noise level for --evaluate.")] = 0.3,
+) -> None:
+    """Clean a data set with a denoising model; with --evaluate, report PSNR/SSIM noisy vs denoised."""
+    import torch
+
+    from .data import load_dataset
+    from .generative import GenerativeModel, as_unit_images, psnr, ssim
+    from .train import corrupt
+
+    gm = GenerativeModel.load(model_dir)
+    ds = load_dataset(data)
+    if ds.kind != "image" or not gm.is_image:
+        from .errors import ConfigError
+
+        raise ConfigError("denoise works on images with an image model")
+    clean = as_unit_images(ds.X, gm.preprocessor)
+    report = {}
+    inp = clean
+    if evaluate:
+        inp = corrupt(torch.from_numpy(clean), evaluate, level, torch.Generator().manual_seed(0)).numpy()
+    den = as_unit_images(gm.reconstruct(inp), gm.preprocessor)
+    if evaluate:
+        report = {"noise": evaluate, "level": level, "psnr_noisy": psnr(clean, inp), "psnr_denoised": psnr(clean, den),
+                  "ssim_noisy": ssim(clean, inp), "ssim_denoised": ssim(clean, den)}
+    _write_rows_or_images(gm.preprocessor.inverse_transform(den), output,
+                          labels=ds.y if ds.y is not None else None)
+    _print_json({"output": str(output), "rows": int(len(den)), **report})
+
+
+@app.command()
+def encode(
+    model_dir: Annotated[Path, typer.Argument(help="A saved VAE or VQ-VAE folder.")],
+    data: Annotated[Path, typer.Argument(help="Data to compress.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Code file (.npz).")] = Path("codes.npz"),
+) -> None:
+    """Compress data to latent codes (float16 latents, or bit-packed VQ indices); report ratio and error."""
+    import numpy as np
+
+    from .data import load_dataset
+    from .generative import GenerativeModel, save_codes
+
+    gm = GenerativeModel.load(model_dir)
+    ds = load_dataset(data)
+    codes = gm.encode(ds.X)
+    header = save_codes(output, gm, codes)
+    recon = gm.decode(load_codes_checked(output, gm))
+    raw = ds.X
+    raw_bytes = int(raw.memory_usage(index=False).sum()) if hasattr(raw, "memory_usage") else int(np.asarray(raw).nbytes)
+    x = gm.preprocessor.transform(ds.X)
+    r = gm.preprocessor.transform(recon)
+    _print_json({"output": str(output), "rows": int(len(codes)), "code_kind": header["kind"],
+                 "bits_per_row": header.get("bits", 16) * int(np.prod(codes.shape[1:])),
+                 "raw_bytes": raw_bytes, "code_bytes": header["payload_bytes"],
+                 "compression_ratio": raw_bytes / max(1, header["payload_bytes"]),
+                 "reconstruction_mse": float(np.mean((x - r) ** 2))})
+
+
+def load_codes_checked(path: Path, gm: object):  # noqa: ANN201
+    from .generative import load_codes
+
+    return load_codes(path, gm)  # type: ignore[arg-type]
+
+
+@app.command()
+def decode(
+    model_dir: Annotated[Path, typer.Argument(help="The model that encoded the codes.")],
+    codes: Annotated[Path, typer.Argument(help="Code file from `encode`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".npz/.png or .csv/.parquet")] = Path("decoded.npz"),
+) -> None:
+    """Reconstruct data from a code file; refuses codes made by another model."""
+    from .generative import GenerativeModel
+
+    gm = GenerativeModel.load(model_dir)
+    out = gm.decode(load_codes_checked(codes, gm))
+    _write_rows_or_images(out, output)
+    _print_json({"output": str(output), "rows": int(len(out))})
+
+
+@app.command()
+def plot(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model folder.")],
+    data: Annotated[Path, typer.Argument(help="Data to plot (labels colour the latent space).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs.")] = Path("figures"),
+    label: LabelOpt = None,
+    id_column: IdOpt = None,
+    labels_path: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file.")] = None,  # noqa: UP045
+    method: Annotated[str, typer.Option(help="pca or tsne for latents above 2-D.")] = "pca",
+) -> None:
+    """Training curves, reconstructions, samples, latent space, traversal and score plots as PNGs."""
+    from . import plots
+    from .data import load_dataset
+    from .generative import GenerativeModel
+
+    gm = GenerativeModel.load(model_dir)
+    ds = load_dataset(data, label_column=label, id_column=id_column, labels_path=labels_path)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    hist = gm.meta.get("extra", {}).get("history") or gm.meta.get("history")
+    if hist:
+        written.append(plots.save_png(plots.training_curves(hist), out / "training_curves.png"))
+    n = min(len(ds.X), 2000)
+    X = ds.X.iloc[:n] if hasattr(ds.X, "iloc") else ds.X[:n]
+    y = None if ds.y is None else ds.y[:n]
+    cond = gm.model.config.n_conditions > 0
+    if not cond:
+        written.append(plots.save_png(plots.latent_scatter(gm.latents(X), y if y is not None else None, method),
+                                      out / "latent_space.png"))
+    if gm.is_image:
+        recon = gm.reconstruct(X[:8], y[:8] if cond else None)
+        written.append(plots.save_png(plots.reconstructions(X[:8], recon), out / "reconstructions.png"))
+        first = gm.classes[0] if cond else None
+        written.append(plots.save_png(plots.image_grid(gm.generate(16, first)), out / "samples.png"))
+        if not gm.is_vq and not cond:
+            written.append(plots.save_png(plots.latent_traversal(gm.model), out / "latent_traversal.png"))
+    if gm.meta.get("extra", {}).get("owner") == "VAEDetector":
+        from .detector import VAEDetector
+
+        det = VAEDetector.load(model_dir)
+        scores = det.decision_function(X)
+        yb = None
+        if y is not None and len(set(map(str, y))) == 2:
+            import numpy as np
+
+            vals = sorted(set(map(str, y)))
+            yb = (np.asarray(list(map(str, y))) == vals[1]).astype(int)
+        written.append(plots.save_png(plots.score_histogram(scores, det.threshold_, yb), out / "score_histogram.png"))
+        if yb is not None:
+            written.append(plots.save_png(plots.roc_pr_curves(yb, scores), out / "roc_pr.png"))
+    _print_json({"figures": [str(p) for p in written]})
+
+
+@app.command("fashion-mnist")
+def fashion_mnist_cmd(
+    data_dir: Annotated[Path, typer.Option(help="Folder with train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and the model.")] = Path("fashion-mnist-out"),
+    download: Annotated[bool, typer.Option(help="Fetch the files from their public address, checking MD5 sums.")] = False,
+    epochs: Annotated[int, typer.Option(help="Epochs (the tutorial uses 10).")] = 10,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,  # noqa: UP045
+) -> None:
+    """The classic dense 2-D-latent VAE on Fashion-MNIST IDX files, trained on the correct objective."""
+    from .recipes import fashion_mnist
+
+    _print_json(fashion_mnist(data_dir, out, download=download, epochs=epochs, limit=limit,
+                              progress=sys.stderr.isatty()))
 
 
 def _start_prefect_server(port: int, timeout: float = 120.0):  # noqa: ANN202

@@ -133,10 +133,15 @@ def latent_scatter(latents: np.ndarray, labels: np.ndarray | None = None, method
     elif z.shape[1] == 1:
         z = np.column_stack([z[:, 0], np.zeros(len(z))])
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sc = ax.scatter(z[:, 0], z[:, 1], c=None if labels is None else np.asarray(labels).astype(float),
-                    cmap="tab10", s=6, alpha=0.8)
-    if labels is not None:
-        fig.colorbar(sc, ax=ax, label="label")
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.8)
+    else:
+        names, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for i, name in enumerate(names[:20]):
+            sel = codes == i
+            ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.8, color=cmap(i % cmap.N), label=name)
+        ax.legend(markerscale=3, fontsize=7, loc="best")
     ax.set(xlabel=f"{how} 1", ylabel=f"{how} 2", title="latent space (posterior means)")
     return fig
 

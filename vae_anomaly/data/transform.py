@@ -276,7 +276,12 @@ class ImageScaler:
         if tuple(arr.shape[1:]) != self.shape_:
             raise SchemaError(f"image shape (C, H, W) {tuple(arr.shape[1:])} differs from the model's {self.shape_}",
                               file=source)
-        out = arr.astype(np.float32) / np.float32(self.divisor_)
+        # Integer pixels (and floats above 1) are in the fitted range; floats within [0, 1]
+        # are already unit-scaled (a model's own output, a denoiser's input) and pass as they are.
+        divisor = self.divisor_
+        if arr.dtype.kind == "f" and arr.size and float(np.nanmax(arr)) <= 1.0:
+            divisor = 1.0
+        out = arr.astype(np.float32) / np.float32(divisor)
         flat = out.reshape(len(out), -1)
         bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():

@@ -26,6 +26,7 @@ class ModelConfig:
     latent_dim: int | None = None
     hidden_dims: tuple[int, ...] | None = None
     conv_channels: tuple[int, ...] | None = None
+    architecture: Literal["auto", "mlp", "conv"] = "auto"
     n_conditions: int = 0
     dropout: float = 0.0
     # beta-VAE (Higgins et al. 2017) and capacity annealing (Burgess et al. 2018)
@@ -49,6 +50,10 @@ class ModelConfig:
             raise ConfigError(f"input_shape must be (d,) or (C, H, W), not {self.input_shape}")
         if self.kind == "cvae" and self.n_conditions < 1:
             raise ConfigError("a CVAE needs n_conditions >= 1")
+        if self.architecture not in ("auto", "mlp", "conv"):
+            raise ConfigError(f"architecture must be 'auto', 'mlp' or 'conv', not {self.architecture!r}")
+        if self.architecture == "conv" and not self.is_image:
+            raise ConfigError("a conv architecture needs image input (C, H, W)")
         if self.beta < 0:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
         if self.capacity is not None and self.capacity < 0:
@@ -65,7 +70,7 @@ class ModelConfig:
         if self.latent_dim is None:
             self.latent_dim = 16 if self.is_image else int(min(16, max(2, math.ceil(self.n_features / 4))))
         if self.hidden_dims is None:
-            if self.is_image:
+            if self.is_image and self.architecture != "mlp":
                 self.hidden_dims = (256,)
             else:
                 width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * self.n_features)))))

@@ -57,7 +57,8 @@ class _Backbone(nn.Module):
         super().__init__()
         self.config = config
         c = config.n_conditions
-        if config.is_image and conv_channels_for(config.input_shape, config.conv_channels):
+        use_conv = config.is_image and config.architecture != "mlp"
+        if use_conv and conv_channels_for(config.input_shape, config.conv_channels):
             ch, h, w = config.input_shape
             chans = conv_channels_for(config.input_shape, config.conv_channels)
             levels = len(chans)

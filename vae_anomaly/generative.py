@@ -1,0 +1,279 @@
+"""The VAE as generator, denoiser and compressor.
+
+:class:`GenerativeModel` wraps a trained model with its preprocessing (and class
+names for a CVAE). It loads any saved model folder -- a VAEDetector's too --
+and offers ``generate``, ``reconstruct``/``denoise``, ``encode``/``decode``.
+
+Code files (``encode``) are ``.npz`` with a format version and the model's
+weights hash: decoding with another model is refused instead of returning noise.
+VQ-VAE code indices are bit-packed to ceil(log2(codebook size)) bits each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .data.transform import ImageScaler, TabularTransformer, transformer_from_dict
+from .errors import ConfigError, DataError, ModelError
+
+CODES_FORMAT = 1
+
+
+@dataclass
+class GenerativeModel:
+    model: Any
+    preprocessor: TabularTransformer | ImageScaler
+    classes: list[Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def fit(cls, X: Any, y: Any = None, *, kind: str = "vae", epochs: int = 30, latent_dim: int | None = None,
+            hidden_dims: tuple[int, ...] | None = None, architecture: str = "auto", beta: float = 1.0,
+            capacity: float | None = None, noise: str | None = None, noise_level: float = 0.2,
+            batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: str = "auto", progress: bool = False,
+            callbacks: tuple = ()) -> GenerativeModel:
+        """Train a VAE, CVAE (``y`` given) or VQ-VAE on tables or images."""
+        import torch
+
+        from .inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
+        from .models import ModelConfig, build_model
+        from .train import TrainConfig, train
+
+        pre = fit_preprocessor(X)
+        data = model_input(pre, X)
+        classes, codes = None, None
+        if kind == "cvae":
+            if y is None:
+                raise DataError("a CVAE needs labels")
+            classes_arr, codes = np.unique(np.asarray(y), return_inverse=True)
+            if len(classes_arr) < 2:
+                raise DataError(f"labels have a single class ({classes_arr[0]!r})")
+            classes = [c.item() if hasattr(c, "item") else c for c in classes_arr]
+        cfg = ModelConfig(model_input_shape(pre), kind=kind, blocks=likelihood_layout(pre), latent_dim=latent_dim,
+                          hidden_dims=hidden_dims, architecture=architecture, beta=beta, capacity=capacity,
+                          n_conditions=len(classes) if classes else 0)
+        torch.manual_seed(seed)
+        model = build_model(cfg)
+        res = train(model, data, codes, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                                    device=device, progress=progress, noise=noise,
+                                                    noise_level=noise_level), callbacks=callbacks)
+        return cls(model, pre, classes, {"history": res.history})
+
+    def save(self, directory: str | Path) -> Path:
+        from .persist import save_model
+
+        return save_model(directory, self.model, preprocessing=self.preprocessor.to_dict(),
+                          extra={"owner": "GenerativeModel", "classes": self.classes,
+                                 "history": self.meta.get("history", [])})
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> GenerativeModel:
+        from .persist import load_model
+
+        model, meta = load_model(directory, device=device)
+        if not meta.get("preprocessing"):
+            raise ModelError(f"{directory}: the model has no preprocessing saved with it")
+        extra = meta.get("extra", {})
+        return cls(model, transformer_from_dict(meta["preprocessing"]), extra.get("classes"), meta)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def is_vq(self) -> bool:
+        return hasattr(self.model, "quantize")
+
+    @property
+    def is_image(self) -> bool:
+        return isinstance(self.preprocessor, ImageScaler)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the weights themselves (not of a file), so it survives save and load."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for k, v in sorted(self.model.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def _device(self):  # noqa: ANN202
+        return next(self.model.parameters()).device
+
+    def _out(self, x: np.ndarray) -> Any:
+        """Model-space array -> user space: uint8 images or a DataFrame with the original columns."""
+        return self.preprocessor.inverse_transform(x)
+
+    def class_index(self, cls: Any) -> int:
+        if not self.classes:
+            raise ConfigError("this model is not conditional: generate without a class")
+        for i, c in enumerate(self.classes):
+            if str(c) == str(cls):
+                return i
+        raise ConfigError(f"unknown class {cls!r}; known: {self.classes}")
+
+    # ------------------------------------------------------------ uses
+    def generate(self, n: int, cls: Any = None, seed: int = 0) -> Any:
+        """``n`` samples from the prior (per class for a CVAE, from the code prior for a VQ-VAE)."""
+        import torch
+
+        if n < 1:
+            raise ConfigError("n must be >= 1")
+        gen = torch.Generator(device=self._device()).manual_seed(seed)
+        c = None
+        if self.model.config.n_conditions:
+            if cls is None:
+                raise ConfigError(f"a CVAE generates a chosen class: pass one of {self.classes}")
+            c = self.class_index(cls)
+        elif cls is not None:
+            self.class_index(cls)
+        with torch.no_grad():
+            x = self.model.sample(n, c, generator=gen).cpu().numpy()
+        return self._out(x)
+
+    def _model_input(self, X: Any) -> np.ndarray:
+        from .inputs import model_input
+
+        return model_input(self.preprocessor, X)
+
+    def reconstruct(self, X: Any, y: Any = None, batch_size: int = 1024) -> Any:
+        """Decoder mean at the posterior mean: the denoised / reconstructed data, in user space."""
+        import torch
+
+        data = self._model_input(X)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(data), batch_size):
+                xb = torch.from_numpy(data[i:i + batch_size]).to(self._device())
+                cb = None
+                if self.model.config.n_conditions:
+                    if y is None:
+                        raise ConfigError("a CVAE reconstructs with the rows' labels: pass y")
+                    cb = torch.as_tensor([self.class_index(v) for v in np.asarray(y)[i:i + batch_size]],
+                                         device=self._device())
+                out.append(self.model.reconstruct(xb, cb).cpu().numpy())
+        return self._out(np.concatenate(out))
+
+    def encode(self, X: Any, batch_size: int = 4096) -> np.ndarray:
+        """Latent codes: posterior means (float32) or VQ code indices (int64)."""
+        import torch
+
+        if self.model.config.n_conditions:
+            raise ConfigError("encode/decode is for unconditional models (VAE, VQ-VAE)")
+        data = self._model_input(X)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(data), batch_size):
+                xb = torch.from_numpy(data[i:i + batch_size]).to(self._device())
+                out.append(self.model.encode_codes(xb) if self.is_vq else self.model.encode(xb)[0])
+        return torch.cat(out).cpu().numpy()
+
+    def decode(self, codes: np.ndarray, batch_size: int = 4096) -> Any:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(codes), batch_size):
+                cb = torch.as_tensor(codes[i:i + batch_size], device=self._device())
+                raw = self.model.decode_codes(cb) if self.is_vq else self.model.decode(cb.float())
+                out.append(self.model.likelihood.mean(raw).view(len(cb), *self.model.config.input_shape).cpu().numpy())
+        return self._out(np.concatenate(out))
+
+    def latents(self, X: Any) -> np.ndarray:
+        """Posterior means (Gaussian models) or the mean quantised vector per row (VQ-VAE), for plots."""
+        import torch
+
+        if self.is_vq:
+            with torch.no_grad():
+                z = self.model.encode(torch.from_numpy(self._model_input(X)).to(self._device()))
+            return z.flatten(1).cpu().numpy()
+        return self.encode(X)
+
+
+# ------------------------------------------------------------ code files
+def bits_for(codebook_size: int) -> int:
+    return max(1, math.ceil(math.log2(codebook_size)))
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    flat = codes.astype(np.uint64).ravel()
+    bitmat = ((flat[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
+    return np.packbits(bitmat.ravel())
+
+
+def unpack_codes(packed: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
+    count = int(np.prod(shape)) * bits
+    bitmat = np.unpackbits(packed, count=count).reshape(-1, bits).astype(np.int64)
+    return (bitmat << np.arange(bits)).sum(1).reshape(shape)
+
+
+def save_codes(path: str | Path, gm: GenerativeModel, codes: np.ndarray) -> dict[str, Any]:
+    """Write a code file atomically; returns its header (sizes included)."""
+    header: dict[str, Any] = {"format": CODES_FORMAT, "model_sha256": gm.fingerprint, "n": int(len(codes)),
+                              "shape": list(codes.shape)}
+    if gm.is_vq:
+        bits = bits_for(gm.model.config.codebook_size)
+        payload = pack_codes(codes, bits)
+        header.update(kind="vq", bits=bits)
+    else:
+        payload = codes.astype(np.float16)
+        header.update(kind="gaussian", dtype="float16")
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez(tmp, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), payload=payload)
+    header["payload_bytes"] = int(payload.nbytes)
+    return header
+
+
+def load_codes(path: str | Path, gm: GenerativeModel) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            header = json.loads(bytes(npz["header"]).decode())
+            payload = npz["payload"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"not a vae-anomaly code file: {exc}", file=path) from exc
+    if header.get("format") != CODES_FORMAT:
+        raise DataError(f"code file format {header.get('format')} is not supported (expected {CODES_FORMAT})", file=path)
+    if header["model_sha256"] != gm.fingerprint:
+        raise ModelError(f"{path} was encoded by model {header['model_sha256'][:12]}..., not by this model "
+                         f"({gm.fingerprint[:12]}...): decode with the model that encoded it")
+    if header["kind"] == "vq":
+        return unpack_codes(payload, header["bits"], tuple(header["shape"]))
+    return payload.astype(np.float32)
+
+
+# ------------------------------------------------------------ image quality
+def psnr(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
+    mse = float(np.mean((np.asarray(clean, np.float64) - np.asarray(other, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+
+def ssim(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
+    """Mean SSIM over images (n, C, H, W) with a 7x7 uniform window (Wang et al. 2004 constants)."""
+    from scipy.ndimage import uniform_filter
+
+    a = np.asarray(clean, np.float64)
+    b = np.asarray(other, np.float64)
+    size = (1, 1, 7, 7) if a.ndim == 4 else 7
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = uniform_filter(a, size), uniform_filter(b, size)
+    va = uniform_filter(a * a, size) - mu_a**2
+    vb = uniform_filter(b * b, size) - mu_b**2
+    cov = uniform_filter(a * b, size) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+def as_unit_images(images: Any, pre: ImageScaler) -> np.ndarray:
+    return pre.transform(np.asarray(images)).astype(np.float32)
+
+
+def table_or_array(x: Any) -> Any:
+    return x if isinstance(x, pd.DataFrame) else np.asarray(x)
