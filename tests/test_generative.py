@@ -146,7 +146,7 @@ def test_fashion_mnist_download_refused_cleanly(tmp_path):
     from vae_anomaly.errors import DataError
     from vae_anomaly.recipes import download_fashion_mnist
 
-    with pytest.raises(DataError, match="download from .* failed"):
+    with pytest.raises(DataError, match=r"download from .* failed"):
         download_fashion_mnist(tmp_path, base_url="http://127.0.0.1:9/")
     assert not list(tmp_path.iterdir())
 

@@ -26,6 +26,10 @@ from .inputs import fit_preprocessor, is_image_input, likelihood_layout, model_i
 AUTO_STEPS = 3000
 
 
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 class VAEOversampler(BaseOverSampler):
     """Over-sample minority classes with a conditional VAE (imbalanced-learn's sampler API).
 
@@ -91,10 +95,12 @@ class VAEOversampler(BaseOverSampler):
     # ------------------------------------------------------------------ API
     def fit_resample(self, X: Any, y: Any, **params: Any) -> tuple[Any, Any]:
         """Fit the CVAE on (X, y) and return the data with generated rows appended after the real ones."""
-        from imblearn.utils import check_sampling_strategy
+        from imblearn.utils import check_sampling_strategy, check_target_type
         from sklearn.utils.multiclass import check_classification_targets
 
-        X_in, y_arr = self._validate(X, y)
+        # One-hot (multilabel-indicator) and column-vector targets, as imbalanced-learn accepts them.
+        y_checked, binarize = check_target_type(np.asarray(y), indicate_one_vs_all=True)
+        X_in, y_arr = self._validate(X, y_checked)
         check_classification_targets(y_arr)
         self.sampling_strategy_ = check_sampling_strategy(self.sampling_strategy, y_arr, self._sampling_type)
         self.fit_model(X_in, y_arr)
@@ -109,8 +115,14 @@ class VAEOversampler(BaseOverSampler):
         else:
             X_res = np.concatenate([np.asarray(p, dtype=X_in.dtype) for p in parts_X])
         y_res = np.concatenate(parts_y)
+        if binarize:
+            from sklearn.preprocessing import label_binarize
+
+            return X_res, label_binarize(y_res, classes=self.classes_)
         if isinstance(y, pd.Series):
             y_res = pd.Series(y_res, name=y.name)
+        elif isinstance(y, pd.DataFrame):
+            y_res = pd.DataFrame(y_res.reshape(len(y_res), -1), columns=y.columns)
         return X_res, y_res
 
     def fit(self, X: Any, y: Any) -> VAEOversampler:
@@ -138,11 +150,11 @@ class VAEOversampler(BaseOverSampler):
             raise DataError(f"y must be 1-D with one label per row: {len(X_in)} rows, y shaped {y_arr.shape}")
         classes, counts = np.unique(y_arr, return_counts=True)
         if len(classes) < 2:
-            raise DataError(f"y has a single class ({classes[0]!r}); over-sampling needs at least two", column="y")
+            raise DataError(f"y has a single class ({_py(classes[0])!r}); over-sampling needs at least two", column="y")
         small = [(c, k) for c, k in zip(classes, counts, strict=True) if k < self.min_class_rows]
         if small:
             c, k = small[0]
-            raise DataError(f"class {c!r} has {k} rows; at least {self.min_class_rows} are needed to learn it",
+            raise DataError(f"class {_py(c)!r} has {k} rows; at least {self.min_class_rows} are needed to learn it",
                             column="y")
         return X_in, y_arr
 
@@ -266,7 +278,7 @@ class VAEOversampler(BaseOverSampler):
             tried += m
             rounds += 1
         if have < n:
-            raise DataError(f"class {cls!r}: only {have} of {n} requested rows passed the quality and privacy "
+            raise DataError(f"class {_py(cls)!r}: only {have} of {n} requested rows passed the quality and privacy "
                             f"filters in {tried} draws; relax anomaly_quantile / min_distance or request fewer",
                             column="y")
         arr = np.concatenate(kept)[:n]
