@@ -136,3 +136,18 @@ def test_fingerprint_changes_with_one_cell():
 def test_gzip_idx_is_really_gzip():
     with gzip.open(DATA / "digits_idx" / "labels-idx1-ubyte.gz", "rb") as fh:
         assert fh.read(4) == bytes([0, 0, 8, 1])
+
+
+def test_atomic_outputs_get_normal_permissions_and_no_leftovers(tmp_path):
+    import os
+
+    from vae_anomaly.atomic import atomic_path, write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "hello")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "b.txt") as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
