@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/vae-anomaly demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check vae_anomaly pipelines tests benchmarks

@@ -83,7 +83,7 @@ def test_encode_decode_cli_with_fingerprint_check(tmp_path, kind):
     def run(*a):
         return subprocess.run([str(BIN / "vae-anomaly"), *map(str, a)], capture_output=True, text=True)
 
-    r = run("fit", DATA / "digits.npz", "--model", kind, "--epochs", "15", "--out", tmp_path / "m")
+    r = run("fit", DATA / "digits.npz", "--model", kind, "--epochs", "10", "--out", tmp_path / "m")
     assert r.returncode == 0, r.stderr
     r = run("encode", tmp_path / "m", DATA / "digits.npz", "-o", tmp_path / "codes.npz")
     assert r.returncode == 0, r.stderr
@@ -100,7 +100,7 @@ def test_encode_decode_cli_with_fingerprint_check(tmp_path, kind):
 
 def test_generate_and_plot_commands_make_real_pictures(tmp_path):
     run = lambda *a: subprocess.run([str(BIN / "vae-anomaly"), *map(str, a)], capture_output=True, text=True)  # noqa: E731
-    assert run("fit", DATA / "digits.npz", "--epochs", "20", "--out", tmp_path / "m").returncode == 0
+    assert run("fit", DATA / "digits.npz", "--epochs", "10", "--out", tmp_path / "m").returncode == 0
     r = run("generate", tmp_path / "m", "-n", "16", "-o", tmp_path / "grid.png")
     assert r.returncode == 0, r.stderr
     assert_real_picture(tmp_path / "grid.png")

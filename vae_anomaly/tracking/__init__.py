@@ -38,8 +38,13 @@ def is_local(uri: str) -> bool:
 
 def _mlflow():  # noqa: ANN202
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import warnings
+
     import mlflow
 
+    # MLflow's advice about type hints and integer columns does not apply to a model logged with an
+    # explicit signature; keep job output readable.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
