@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--nll-epochs", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -103,14 +104,15 @@ def main() -> None:
     for label, X, arch in (("MLP VAE, 32_shuttle (49 097 x 9)", Xs, "auto"),
                            ("dense VAE, 28x28 images (1 797 x 784)", Xi, "mlp"),
                            ("conv VAE, 28x28 images (PyOD: dense, it has no conv)", Xi, "conv")):
-        for batch_ours, batch_pyod, note in ((128, 32, "each library's default batch (128 vs 32)"),
-                                             (128, 128, "both at batch 128")):
-            a = ours(X, args.epochs, batch_ours, args.device, arch)
-            b = pyod(X, args.epochs, batch_pyod, args.device)
+        # Best of --repeats runs: throughput on a shared 2-core machine is noisy; the best run is the
+        # least disturbed one. Ours uses batch 128 in both settings, so it is measured once.
+        a = max(ours(X, args.epochs, 128, args.device, arch) for _ in range(args.repeats))
+        for batch_pyod, note in ((32, "each library's default batch (128 vs 32)"), (128, "both at batch 128")):
+            b = max(pyod(X, args.epochs, batch_pyod, args.device) for _ in range(args.repeats))
             rows.append([label, note, f"{a:,.0f}", f"{b:,.0f}", f"{a / b:.1f}x"])
             print(rows[-1], file=sys.stderr, flush=True)
-    print(f"Training throughput, samples/s (device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"{args.epochs} epochs)\n")
+    print(f"Training throughput, samples/s, best of {args.repeats} runs (device {args.device}, "
+          f"torch threads {torch.get_num_threads()}, {args.epochs} epochs)\n")
     print(markdown_table(["model and data", "setting", "vae-anomaly", "PyOD VAE", "speed-up"], rows))
     iwae, elbo = test_nll_digits(args.device, args.nll_epochs)
     print(f"\nConv VAE on scikit-learn digits (8x8, pixels/16 in [0, 1], Bernoulli likelihood), 20% test split, "

@@ -83,13 +83,15 @@ def test_encode_decode_cli_with_fingerprint_check(tmp_path, kind):
     def run(*a):
         return subprocess.run([str(BIN / "vae-anomaly"), *map(str, a)], capture_output=True, text=True)
 
-    r = run("fit", DATA / "digits.npz", "--model", kind, "--epochs", "10", "--out", tmp_path / "m")
+    r = run("fit", DATA / "digits.npz", "--model", kind, "--epochs", "25", "--out", tmp_path / "m")
     assert r.returncode == 0, r.stderr
     r = run("encode", tmp_path / "m", DATA / "digits.npz", "-o", tmp_path / "codes.npz")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["compression_ratio"] >= (5 if kind == "vqvae" else 2) - 1e-9
-    assert info["reconstruction_mse"] < 0.06
+    pixels = np.load(DATA / "digits.npz")["X"] / 255.0
+    mean_image_mse = float(((pixels - pixels.mean(0)) ** 2).mean())  # predicting the average digit: ~0.073
+    assert info["reconstruction_mse"] < 0.7 * mean_image_mse
     r = run("decode", tmp_path / "m", tmp_path / "codes.npz", "-o", tmp_path / "dec.png")
     assert r.returncode == 0, r.stderr
     assert_real_picture(tmp_path / "dec.png")
