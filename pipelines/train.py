@@ -45,7 +45,8 @@ def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str) -> Any:
     child = tracking.start_run(config.experiment, run_name="fit", parent_run_id=parent_run_id,
                                tags={"stage": "fit"})
     try:
-        det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),))
+        with tracking.SystemMetrics(child):
+            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),))
     except BaseException:
         tracking.end_run(child, "FAILED")
         raise

@@ -39,6 +39,7 @@ def test_train_register_promote_then_score_by_alias(mlflow_store):
     assert {"figures/training_curves.png", "figures/score_histogram.png", "figures/roc_pr.png"} <= figures
     child = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{res['run_id']}'")
     assert len(child) == 1 and len(client.get_metric_history(child[0].info.run_id, "val_loss")) >= 5
+    assert any(k.startswith("system/") for k in child[0].data.metrics), child[0].data.metrics.keys()
 
     out = mlflow_store / "scores.parquet"
     scored = score_flow(ScoreJobConfig(model="cancer", input=CANCER, output=str(out), experiment="test",

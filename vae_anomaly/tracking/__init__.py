@@ -139,6 +139,41 @@ def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     _wrap("tagging a run", lambda: client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
 
+class SystemMetrics:
+    """Context manager: MLflow's system metrics (CPU, memory, GPU when present) for a run, by id.
+
+    Does nothing when psutil is missing; sampling every few seconds costs nothing measurable.
+    """
+
+    def __init__(self, run_id: str, interval: float = 2.0) -> None:
+        self.run_id, self.interval, self.monitor = run_id, interval, None
+
+    def __enter__(self) -> SystemMetrics:
+        try:
+            import psutil  # noqa: F401
+
+            _mlflow()
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.interval,
+                                                tracking_uri=tracking_uri())
+            self.monitor.start()
+        except Exception:  # noqa: BLE001 - system metrics are a nicety, never a reason to fail a run
+            self.monitor = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.monitor is not None:
+            try:
+                self.monitor.finish()
+                # One closing sample, so a run shorter than the sampling interval still has one.
+                self.monitor.collect_metrics()
+                self.monitor.publish_metrics(self.monitor.aggregate_metrics())
+                self.monitor.mlflow_logger.flush()
+            except Exception:  # noqa: BLE001
+                pass
+
+
 class EpochLogger:
     """Trainer callback: per-epoch metrics to a run, by id (safe from any thread)."""
 
