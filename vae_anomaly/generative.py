@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .atomic import atomic_path
 from .data.transform import ImageScaler, TabularTransformer, transformer_from_dict
@@ -274,6 +273,3 @@ def ssim(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float
 def as_unit_images(images: Any, pre: ImageScaler) -> np.ndarray:
     return pre.transform(np.asarray(images)).astype(np.float32)
 
-
-def table_or_array(x: Any) -> Any:
-    return x if isinstance(x, pd.DataFrame) else np.asarray(x)

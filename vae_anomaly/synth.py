@@ -161,13 +161,16 @@ class VAEOversampler(BaseOverSampler):
     # ------------------------------------------------------------------ model
     def fit_model(self, X: Any, y: np.ndarray) -> VAEOversampler:
         import torch
+        from sklearn.utils import check_random_state
 
         from .models import ModelConfig, build_model
         from .scoring import score_batch
         from .train import TrainConfig, train
 
-        seed = 0 if self.random_state is None else int(np.random.RandomState(self.random_state).randint(2**31)) \
-            if not isinstance(self.random_state, int | np.integer) else int(self.random_state)
+        if self.random_state is None or isinstance(self.random_state, int | np.integer):
+            seed = int(self.random_state or 0)
+        else:  # a RandomState instance, as scikit-learn allows
+            seed = int(check_random_state(self.random_state).randint(2**31))
         self.seed_ = seed
         if self.latent_sampling not in ("posterior", "prior"):
             raise ConfigError(f"latent_sampling must be 'posterior' or 'prior', not {self.latent_sampling!r}")
