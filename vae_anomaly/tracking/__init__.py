@@ -45,6 +45,7 @@ def _mlflow():  # noqa: ANN202
     # MLflow's advice about type hints and integer columns does not apply to a model logged with an
     # explicit signature; keep job output readable.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
