@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,10 +30,6 @@ def timer():
     t = time.perf_counter()
     yield box
     box["s"] = time.perf_counter() - t
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

@@ -151,21 +151,17 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
         self.history_ = self.train_result_.history
         self.decision_scores_ = self._scores(data)
-        self._fit_threshold(data, seed)
+        self._fit_threshold()
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
-    def _fit_threshold(self, data: np.ndarray, seed: int) -> None:
+    def _fit_threshold(self) -> None:
         if self.threshold == "fixed":
             self.threshold_ = float(self.threshold_value)  # type: ignore[arg-type]
         elif self.threshold == "fpr":
-            import torch
-
-            # The trainer's validation rows (same seeded permutation) were never trained on.
-            n = len(data)
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-            n_val = int(round(n * self.val_fraction)) if n >= 20 else 0
-            held = self.decision_scores_[perm[:n_val]] if n_val >= 10 else self.decision_scores_
+            # The trainer's validation rows were never trained on: they stand in for clean held-out data.
+            val = self.train_result_.val_index
+            held = self.decision_scores_[val] if len(val) >= 10 else self.decision_scores_
             self.threshold_ = threshold_from_fpr(held, self.target_fpr)
         else:
             self.threshold_ = threshold_from_contamination(self.decision_scores_, self.contamination)
@@ -175,7 +171,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             raise NotFittedError("This VAEDetector is not fitted yet; call fit(X) first.")
 
-    def _scores(self, data: np.ndarray, *, per_feature: bool = False, batch_size: int = 4096):
+    def _scores(self, data: np.ndarray, *, per_feature: bool = False, batch_size: int = 4096,
+                method: str | None = None):  # noqa: ANN202
         import torch
 
         from .scoring import score_batch
@@ -184,7 +181,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         scores, contribs = [], []
         for i in range(0, len(data), batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(device)
-            out = score_batch(self.model_, xb, method=self.score, n_samples=self.n_samples,
+            out = score_batch(self.model_, xb, method=method or self.score, n_samples=self.n_samples,
                               seed=i, per_feature=per_feature)
             if per_feature:
                 scores.append(out[0].cpu().numpy())
@@ -194,10 +191,16 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         s = np.concatenate(scores).astype(np.float64)
         return (s, np.concatenate(contribs)) if per_feature else s
 
-    def decision_function(self, X: Any, *, source: str | Path | None = None, first_row: int = 0) -> np.ndarray:
-        """Anomaly score of each sample, higher is more anomalous; memory bounded by batching."""
+    def decision_function(self, X: Any, *, source: str | Path | None = None, first_row: int = 0,
+                          method: str | None = None) -> np.ndarray:
+        """Anomaly score of each sample, higher is more anomalous; memory bounded by batching.
+
+        ``method`` scores with another score method than the fitted ``score`` (``threshold_`` belongs to ``score``).
+        """
         self._check_fitted()
-        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row))
+        if method is not None:
+            check_method(method)
+        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row), method=method)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: higher is more normal (the negated decision function)."""

@@ -210,20 +210,21 @@ class VAEOversampler(BaseOverSampler):
         # One threshold for all classes: a copy of any real row leaks, whatever its class.
         threshold = self._distance_threshold(flat)
         self.min_distance_ = {k: threshold for k in range(len(self.classes_))}
-        self.real_flat_ = flat
         return self
 
     def _distance_threshold(self, rows: np.ndarray) -> float:
+        """Fit the real-row index the copy filter queries; return the distance below which a row is a copy."""
+        self.nn_index_ = None
         if self.min_distance is None:
             return 0.0
-        if self.min_distance != "auto":
-            return float(self.min_distance)
         from sklearn.neighbors import NearestNeighbors
 
+        self.nn_index_ = NearestNeighbors(n_neighbors=2).fit(rows)
+        if self.min_distance != "auto":
+            return float(self.min_distance)
         if len(rows) < 3:
             return 0.0
-        nn = NearestNeighbors(n_neighbors=2).fit(rows)
-        d = nn.kneighbors(rows)[0][:, 1]
+        d = self.nn_index_.kneighbors(rows)[0][:, 1]  # column 0 is the row itself
         return float(np.percentile(d, 1))
 
     def sample(self, n: int, cls: Any) -> Any:
@@ -244,11 +245,7 @@ class VAEOversampler(BaseOverSampler):
         gen = torch.Generator(device=device).manual_seed(self.seed_ + 7919 * (k + 1) + n)
         kept: list[np.ndarray] = []
         have, tried, rounds = 0, 0, 0
-        nn = None
-        if self.min_distance_[k] > 0:
-            from sklearn.neighbors import NearestNeighbors
-
-            nn = NearestNeighbors(n_neighbors=1).fit(self.real_flat_)
+        nn = self.nn_index_ if self.min_distance_[k] > 0 else None
         self.model_.eval()
         while have < n and rounds < self.max_rounds:
             m = max(16, int(1.5 * (n - have)))
@@ -274,7 +271,7 @@ class VAEOversampler(BaseOverSampler):
             arr = x.cpu().numpy()
             ok_np = ok.cpu().numpy()
             if nn is not None:
-                d = nn.kneighbors(arr.reshape(m, -1))[0][:, 0]
+                d = nn.kneighbors(arr.reshape(m, -1), n_neighbors=1)[0][:, 0]
                 ok_np &= d >= self.min_distance_[k]
             kept.append(arr[ok_np])
             have += int(ok_np.sum())

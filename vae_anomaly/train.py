@@ -68,6 +68,7 @@ class TrainResult:
     device: str = "cpu"
     seconds: float = 0.0
     samples_per_second: float = 0.0
+    val_index: list[int] = field(default_factory=list)  # rows held out for validation (never trained on)
 
 
 def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -170,7 +171,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     forward_model = torch.compile(model) if cfg.compile else model
     use_amp = cfg.amp and device.type == "cuda"
-    result = TrainResult(device=str(device))
+    result = TrainResult(device=str(device), val_index=val_idx.tolist())
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch, bad_epochs = 0, 0
 

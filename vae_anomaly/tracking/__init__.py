@@ -10,7 +10,6 @@ Embedded default: a SQLite store ``./mlflow.db`` and artifacts in ``./mlartifact
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -338,6 +337,3 @@ def model_version_info(model_uri: str) -> dict[str, Any]:
         return {}
     return {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id}
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)
