@@ -47,7 +47,7 @@ def test_resume_gives_the_same_weights_as_one_run(digits, tmp_path):
 
     with pytest.raises(Stop):
         train(part, X, config=cfg, callbacks=[interrupt])
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
+    assert json.loads((tmp_path / "manifest.json").read_text())["epoch"] == 2
     torch.manual_seed(123)  # a new process would have another RNG state: the checkpoint restores it
     resumed = build_model(ModelConfig(X.shape[1:]))
     res = train(resumed, X, config=TrainConfig(seed=0, epochs=6, patience=None, checkpoint_dir=str(tmp_path),
@@ -80,8 +80,9 @@ def test_nan_loss_is_a_clear_error_and_keeps_last_checkpoint(digits, tmp_path):
     m.loss = poisoned
     with pytest.raises(TrainingError, match="loss became nan"):
         train(m, X[:600], config=TrainConfig(epochs=5, checkpoint_dir=str(tmp_path)))
-    assert (tmp_path / "checkpoint.safetensors").exists()
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] >= 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert (tmp_path / manifest["folder"] / "checkpoint.safetensors").exists()
+    assert manifest["epoch"] >= 0
 
 
 def test_device_selection():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     ConfigError,
     DataError,
@@ -18,8 +19,6 @@ from .errors import (
     TrainingError,
     VAEAnomalyError,
 )
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "NotFittedError": ("vae_anomaly.errors", "NotFittedError"),

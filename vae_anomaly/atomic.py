@@ -1,61 +1,146 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A reader never sees a half-written file, and a crash leaves the previous
-version (or nothing) in place.
+version (or nothing) in place. Write failures a user can fix (a full disk, a
+read-only or missing folder) become a :class:`DataError` naming the target,
+with the temporary file removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import DataError
+
+# errno values that mean "the place you asked us to write to cannot take it".
+_USER_FIXABLE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large for this file system or limit",
+                 errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied", errno.ENOENT: "folder does not exist",
+                 errno.ENOTDIR: "a parent of the path is a file, not a folder"}
+
+
+def _as_data_error(exc: OSError, target: Path) -> DataError | None:
+    reason = _USER_FIXABLE.get(exc.errno or -1)
+    if reason is None:
+        return None
+    return DataError(f"cannot write the output: {reason}; nothing was written", file=target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_parent(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err = _as_data_error(exc, target)
+        if err is None:
+            raise
+        raise err from exc
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp" + target.suffix,
-        dir=target.parent,
-    )
+    if target.is_dir():
+        raise DataError("the output names a folder; give a file name", file=target)
+    _make_parent(target)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp" + target.suffix,
+            dir=target.parent,
+        )
+    except OSError as exc:
+        err = _as_data_error(exc, target)
+        if err is None:
+            raise
+        raise err from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         # mkstemp creates 0600 files; give the output the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        err = _as_data_error(exc, target)
+        if err is None:
+            raise
+        raise err from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder; it replaces ``target`` (a folder) on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    """Yield a temporary folder; it replaces ``target`` (a folder) on success.
+
+    On Linux the old and new folders are swapped in one ``renameat2(RENAME_EXCHANGE)``, so a reader
+    sees either the whole old folder or the whole new one; elsewhere two renames leave a short
+    window with no folder at all (never a mixed one).
+    """
+    target = Path(target).absolute()
+    _make_parent(target)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        err = _as_data_error(exc, target)
+        if err is None:
+            raise
+        raise err from exc
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        os.chmod(tmp, 0o777 & ~_umask())
         if target.exists():
+            if _exchange(tmp, target):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+                return
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        err = _as_data_error(exc, target)
+        if err is None:
+            raise
+        raise err from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -64,3 +149,27 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold an advisory lock (``flock``) on ``path`` for the block.
+
+    ``wait=False`` refuses at once when another process holds it (two jobs writing one output);
+    ``wait=True`` queues (promotions of one model name, which must happen one after the other).
+    The lock file is left in place: removing it would let a third process lock a new inode.
+    """
+    path = Path(path)
+    _make_parent(path)
+    fh = open(path, "a")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise DataError(f"another job is already writing {what}; wait for it or choose another output",
+                            file=path) from exc
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()

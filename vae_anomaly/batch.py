@@ -178,8 +178,6 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
     sample = reservoir.sample()
     summary.quantiles = {f"p{p}": float(np.percentile(sample, p)) for p in (1, 5, 25, 50, 75, 95, 99)}
     train_q = getattr(detector, "train_score_quantiles_", None)
-    if train_q is None and hasattr(detector, "decision_scores_"):
-        train_q = np.quantile(detector.decision_scores_, np.linspace(0, 1, 101))
     if train_q is not None and len(sample):
         summary.drift_psi, summary.drift_ks = score_drift(np.asarray(train_q), sample)
     summary.seconds = time.perf_counter() - t0

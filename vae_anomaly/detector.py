@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from .errors import ConfigError, NotFittedError
+from .errors import ConfigError, DataError, ModelError, NotFittedError, TrainingError
 from .inputs import feature_names, fit_preprocessor, likelihood_layout, model_input, model_input_shape
-from .scoring import check_method, threshold_from_contamination, threshold_from_fpr
+from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
+from .params import validate_params as _validate
+from .scoring import SCORE_METHODS, threshold_from_contamination, threshold_from_fpr
 
 THRESHOLD_METHODS = ("contamination", "fpr", "fixed")
 # Optimisation budget when epochs="auto": about this many gradient steps,
@@ -41,12 +43,45 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     threshold : "contamination" (quantile of training scores), "fpr" (``target_fpr`` on the
         held-out validation split, or on clean data given to :meth:`calibrate_threshold`), or
         "fixed" (``threshold_value``).
+    n_jobs : torch threads while fitting and scoring; None = ``VAE_ANOMALY_THREADS`` or half the cores.
     """
+
+    # Every parameter's accepted values, checked in one place (scikit-learn's convention).
+    _parameter_constraints: dict[str, list[Any]] = {
+        "model": [Options(("vae", "vqvae"))],
+        "latent_dim": [NONE, Interval(int, 1, 4096)],
+        "hidden_dims": [NONE, Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]")],
+        "beta": [Interval(float, 0, None)],
+        "capacity": [NONE, Interval(float, 0, None)],
+        "kl_warmup": [Interval(float, 0, 1)],
+        "epochs": [EPOCHS],
+        "batch_size": [Interval(int, 1, 1_000_000)],
+        "lr": [Interval(float, 0, 10, closed="right")],
+        "weight_decay": [Interval(float, 0, None)],
+        "dropout": [Interval(float, 0, 1, closed="left")],
+        "val_fraction": [Interval(float, 0, 0.9)],
+        "patience": [NONE, Interval(int, 1, None)],
+        "contamination": [Interval(float, 0, 0.5, closed="neither")],
+        "score": [Options(SCORE_METHODS)],
+        "n_samples": [Interval(int, 1, 100_000)],
+        "threshold": [Options(THRESHOLD_METHODS)],
+        "target_fpr": [Interval(float, 0, 1, closed="neither")],
+        "threshold_value": [NONE, Interval(float)],
+        "scaling": [Options(("robust", "standard", "minmax"))],
+        "noise": [NONE, Options(("gaussian", "salt_pepper", "mask"))],
+        "noise_level": [Interval(float, 0, 1)],
+        "categorical_columns": [NONE, Check(string_list, "a list of column names")],
+        "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
+                         "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
+        "n_jobs": [N_JOBS],
+        "random_state": [SEED],
+        "verbose": [BOOL],
+    }
 
     def __init__(
         self,
         *,
-        model: str = "vae",
+        model: Literal["vae", "vqvae"] = "vae",
         latent_dim: int | None = None,
         hidden_dims: tuple[int, ...] | None = None,
         beta: float = 1.0,
@@ -60,16 +95,17 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         val_fraction: float = 0.1,
         patience: int | None = 10,
         contamination: float = 0.1,
-        score: str = "recon_kl",
+        score: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
         n_samples: int = 16,
-        threshold: str = "contamination",
+        threshold: Literal["contamination", "fpr", "fixed"] = "contamination",
         target_fpr: float = 0.01,
         threshold_value: float | None = None,
-        scaling: str = "robust",
-        noise: str | None = None,
+        scaling: Literal["robust", "standard", "minmax"] = "robust",
+        noise: Literal["gaussian", "salt_pepper", "mask"] | None = None,
         noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
+        n_jobs: int | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
@@ -97,24 +133,18 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.noise_level = noise_level
         self.categorical_columns = categorical_columns
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
-        if self.model not in ("vae", "vqvae"):
-            raise ConfigError(f"model must be 'vae' or 'vqvae', not {self.model!r}")
-        check_method(self.score)
+        _validate(type(self).__name__, self.get_params(), self._parameter_constraints)
         if self.model == "vqvae" and self.score == "iwae":
-            raise ConfigError("the IWAE score needs a Gaussian latent; use 'recon_kl' with a VQ-VAE")
-        if self.threshold not in THRESHOLD_METHODS:
-            raise ConfigError(f"threshold must be one of {THRESHOLD_METHODS}, not {self.threshold!r}")
+            raise ConfigError("VAEDetector option 'score': the IWAE score needs a Gaussian latent; "
+                              "use 'recon_kl' with a VQ-VAE")
         if self.threshold == "fixed" and self.threshold_value is None:
-            raise ConfigError("threshold='fixed' needs threshold_value")
-        if not 0 < self.contamination < 0.5:
-            raise ConfigError(f"contamination must lie in (0, 0.5), got {self.contamination}")
-        if not (self.epochs == "auto" or (isinstance(self.epochs, int | np.integer) and self.epochs >= 1)):
-            raise ConfigError(f"epochs must be a positive integer or 'auto', not {self.epochs!r}")
+            raise ConfigError("VAEDetector option 'threshold_value' is needed with threshold='fixed'")
 
     def _epochs_for(self, n_rows: int) -> int:
         if self.epochs != "auto":
@@ -123,37 +153,55 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         steps = math.ceil(n_train / min(self.batch_size, n_train))
         return int(min(200, max(10, math.ceil(AUTO_STEPS / steps))))
 
-    def fit(self, X: Any, y: Any = None, *, callbacks: tuple = ()) -> VAEDetector:
-        """Fit on ``X`` (labels ``y`` are ignored: the detector is unsupervised)."""
+    def fit(self, X: Any, y: Any = None, *, callbacks: tuple = (), checkpoint_dir: str | Path | None = None,
+            resume: bool = False) -> VAEDetector:
+        """Fit on ``X`` (labels ``y`` are ignored: the detector is unsupervised).
+
+        ``checkpoint_dir`` keeps a checkpoint after every epoch; with ``resume=True`` a matching
+        checkpoint there is continued from (a killed fit picks up where it stopped).
+        """
         import torch
 
+        from .device import torch_threads
         from .models import ModelConfig, build_model
         from .train import TrainConfig, train
 
         self._check_params()
-        self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns, scaling=self.scaling)
-        data = model_input(self.preprocessor_, X)
-        self.n_features_in_ = data.shape[1] if data.ndim == 2 else int(np.prod(data.shape[1:]))
-        if hasattr(X, "columns"):
-            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        seed = 0 if self.random_state is None else int(self.random_state)
-        cfg = ModelConfig(
-            input_shape=model_input_shape(self.preprocessor_), kind=self.model,
-            blocks=likelihood_layout(self.preprocessor_), latent_dim=self.latent_dim,
-            hidden_dims=self.hidden_dims, beta=self.beta, capacity=self.capacity, kl_warmup=self.kl_warmup,
-            dropout=self.dropout)
-        torch.manual_seed(seed)
-        self.model_ = build_model(cfg)
-        self.train_config_ = TrainConfig(
-            epochs=self._epochs_for(len(data)), batch_size=self.batch_size, lr=self.lr,
-            weight_decay=self.weight_decay, val_fraction=self.val_fraction, patience=self.patience,
-            device=self.device, seed=seed, progress=self.verbose, noise=self.noise, noise_level=self.noise_level)
-        self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
-        self.history_ = self.train_result_.history
-        self.decision_scores_ = self._scores(data)
+        with torch_threads(self.n_jobs):
+            self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns, scaling=self.scaling)
+            data = model_input(self.preprocessor_, X)
+            self.n_features_in_ = data.shape[1] if data.ndim == 2 else int(np.prod(data.shape[1:]))
+            if hasattr(X, "columns"):
+                self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+            seed = 0 if self.random_state is None else int(self.random_state)
+            cfg = ModelConfig(
+                input_shape=model_input_shape(self.preprocessor_), kind=self.model,
+                blocks=likelihood_layout(self.preprocessor_), latent_dim=self.latent_dim,
+                hidden_dims=self.hidden_dims, beta=self.beta, capacity=self.capacity, kl_warmup=self.kl_warmup,
+                dropout=self.dropout)
+            torch.manual_seed(seed)
+            self.model_ = build_model(cfg)
+            self.train_config_ = TrainConfig(
+                epochs=self._epochs_for(len(data)), batch_size=self.batch_size, lr=self.lr,
+                weight_decay=self.weight_decay, val_fraction=self.val_fraction, patience=self.patience,
+                device=self.device, seed=seed, progress=self.verbose, noise=self.noise, noise_level=self.noise_level,
+                checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume)
+            self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
+            self.history_ = self.train_result_.history
+            try:
+                self.decision_scores_ = self._scores(data)
+            except DataError as exc:
+                raise TrainingError(f"the trained model gives non-finite scores on its own training data ({exc}); "
+                                    "check the input scaling or lower the learning rate") from exc
         self._fit_threshold()
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        self._set_score_summary(self.decision_scores_)
         return self
+
+    def _set_score_summary(self, scores: np.ndarray) -> None:
+        """Quantiles and range of the training scores: what drift checks and predict_proba need after a load."""
+        self.train_score_quantiles_ = np.quantile(scores, np.linspace(0, 1, 101))
+        self.train_score_min_, self.train_score_max_ = float(np.min(scores)), float(np.max(scores))
 
     def _fit_threshold(self) -> None:
         if self.threshold == "fixed":
@@ -172,23 +220,33 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             raise NotFittedError("This VAEDetector is not fitted yet; call fit(X) first.")
 
     def _scores(self, data: np.ndarray, *, per_feature: bool = False, batch_size: int = 4096,
-                method: str | None = None):  # noqa: ANN202
+                method: str | None = None, source: str | Path | None = None, first_row: int = 0):  # noqa: ANN202
         import torch
 
+        from .device import torch_threads
         from .scoring import score_batch
 
         device = next(self.model_.parameters()).device
         scores, contribs = [], []
-        for i in range(0, len(data), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(device)
-            out = score_batch(self.model_, xb, method=method or self.score, n_samples=self.n_samples,
-                              seed=i, per_feature=per_feature)
-            if per_feature:
-                scores.append(out[0].cpu().numpy())
-                contribs.append(out[1].cpu().numpy())
-            else:
-                scores.append(out.cpu().numpy())
+        with torch_threads(self.n_jobs):
+            for i in range(0, len(data), batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(device)
+                out = score_batch(self.model_, xb, method=method or self.score, n_samples=self.n_samples,
+                                  seed=i, per_feature=per_feature)
+                if per_feature:
+                    scores.append(out[0].cpu().numpy())
+                    contribs.append(out[1].cpu().numpy())
+                else:
+                    scores.append(out.cpu().numpy())
         s = np.concatenate(scores).astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(s))
+        if len(bad):
+            # A NaN or infinite score compares false with any threshold: it would be written as
+            # "not anomalous" (or flag everything). Refuse, naming the rows.
+            rows = ", ".join(str(first_row + int(r)) for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            raise DataError(f"{len(bad)} row(s) got a non-finite anomaly score (rows {rows}): their values lie "
+                            "far outside what the model can represent, or the model is degenerate",
+                            file=source, row=first_row + int(bad[0]))
         return (s, np.concatenate(contribs)) if per_feature else s
 
     def decision_function(self, X: Any, *, source: str | Path | None = None, first_row: int = 0,
@@ -199,8 +257,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         self._check_fitted()
         if method is not None:
-            check_method(method)
-        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row), method=method)
+            _validate(type(self).__name__, {"score": method}, {"score": self._parameter_constraints["score"]})
+        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row), method=method,
+                            source=source, first_row=first_row)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: higher is more normal (the negated decision function)."""
@@ -216,7 +275,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n, 2) [P(normal), P(anomaly)]: scores scaled linearly by the training score range (PyOD's 'linear')."""
         s = self.decision_function(X)
-        lo, hi = float(np.min(self.decision_scores_)), float(np.max(self.decision_scores_))
+        lo, hi = self.train_score_min_, self.train_score_max_
         p = np.clip((s - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
         return np.column_stack([1 - p, p])
 
@@ -239,7 +298,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """Set ``threshold_`` for a target false-positive rate on clean validation data."""
         fpr = self.target_fpr if target_fpr is None else target_fpr
         self.threshold_ = threshold_from_fpr(self.decision_function(X_clean), fpr)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        if hasattr(self, "decision_scores_"):
+            self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -248,14 +308,13 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         from .persist import save_model
 
         self._check_fitted()
-        qs = np.quantile(self.decision_scores_, np.linspace(0, 1, 101)).tolist()
         extra = {
             "owner": "VAEDetector",
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
             "threshold": float(self.threshold_),
-            "train_score_quantiles": qs,
-            "train_score_min": float(np.min(self.decision_scores_)),
-            "train_score_max": float(np.max(self.decision_scores_)),
+            "train_score_quantiles": self.train_score_quantiles_.tolist(),
+            "train_score_min": self.train_score_min_,
+            "train_score_max": self.train_score_max_,
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
             "history": self.history_,
@@ -264,28 +323,51 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> VAEDetector:
+        """Load a saved detector; the weights' hash, the config and the threshold are checked first.
+
+        The training scores themselves are not saved: ``decision_scores_`` and ``labels_`` exist only
+        after ``fit``; their quantiles and range are in ``train_score_quantiles_``,
+        ``train_score_min_`` and ``train_score_max_``.
+        """
         from .data.transform import transformer_from_dict
-        from .errors import ModelError
         from .persist import load_model
 
         model, meta = load_model(directory, device=device)
         extra = meta.get("extra", {})
         if extra.get("owner") != "VAEDetector":
             raise ModelError(f"{directory} holds a {extra.get('owner', 'model')}, not a VAEDetector")
-        params = dict(extra["params"])
+        where = f"{Path(directory) / 'model.json'}"
+        try:
+            params = dict(extra["params"])
+            threshold = extra["threshold"]
+            quantiles = np.asarray(extra["train_score_quantiles"], dtype=np.float64)
+            lo, hi = float(extra["train_score_min"]), float(extra["train_score_max"])
+            n_features = int(extra["n_features_in"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: detector entry is missing or malformed ({type(exc).__name__}: {exc})") from exc
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            raise ModelError(f"{where}: threshold {threshold!r} is not a finite number; refusing a model that "
+                             "would flag nothing (or everything)")
+        if quantiles.ndim != 1 or len(quantiles) < 2 or not np.isfinite(quantiles).all():
+            raise ModelError(f"{where}: train_score_quantiles must be finite numbers")
         if params.get("hidden_dims") is not None:
             params["hidden_dims"] = tuple(params["hidden_dims"])
-        det = cls(**params)
+        from .params import check_option_names
+
+        try:
+            check_option_names(cls.__name__, params, list(cls._parameter_constraints))
+            det = cls(**params)
+            det._check_params()
+        except ConfigError as exc:
+            raise ModelError(f"{where}: {exc}") from exc
         det.model_ = model
         det.preprocessor_ = transformer_from_dict(meta["preprocessing"])
-        det.threshold_ = float(extra["threshold"])
-        det.n_features_in_ = int(extra["n_features_in"])
+        det.threshold_ = float(threshold)
+        det.n_features_in_ = n_features
         if extra.get("feature_names_in"):
             det.feature_names_in_ = np.asarray(extra["feature_names_in"], dtype=object)
         det.history_ = extra.get("history", [])
-        det.train_score_quantiles_ = np.asarray(extra["train_score_quantiles"])
-        # The full training scores are not stored; their quantiles stand in for them.
-        det.decision_scores_ = det.train_score_quantiles_
-        det.labels_ = (det.decision_scores_ > det.threshold_).astype(int)
+        det.train_score_quantiles_ = quantiles
+        det.train_score_min_, det.train_score_max_ = lo, hi
         det.model_meta_ = meta
         return det

@@ -1,8 +1,9 @@
 """Save and load models as safetensors weights plus JSON; loading never unpickles.
 
 A model folder holds ``model.safetensors`` and ``model.json`` (format version,
-model config, preprocessing, and whatever the owner -- a detector, an
-oversampler -- needs). The folder is written atomically.
+model config, preprocessing, the weights' SHA-256, and whatever the estimator
+that saved it needs). The folder is written atomically; every load checks the
+hash, so weights that do not belong to their JSON are refused, not scored.
 """
 
 from __future__ import annotations
@@ -20,13 +21,48 @@ WEIGHTS = "model.safetensors"
 META = "model.json"
 
 
+def file_sha256(path: str | Path, *, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (memory bounded whatever the size)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_model_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / META).is_file() and (path / WEIGHTS).is_file()
+
+
+def check_save_target(directory: str | Path) -> Path:
+    """Refuse a target whose replacement would lose a user's files.
+
+    A model folder is replaced as a whole; an empty folder is reused; anything else -- a file, a
+    folder of other files, the working folder or one of its parents -- is an error.
+    """
+    directory = Path(directory)
+    absolute = directory.absolute()
+    cwd = Path.cwd().absolute()
+    if absolute == cwd or absolute in cwd.parents or str(directory) in ("", ".", ".."):
+        raise ModelError(f"{directory}: refusing to save a model over the working folder or one of its parents; "
+                         "give a new folder name")
+    if directory.exists():
+        if not directory.is_dir():
+            raise ModelError(f"{directory} exists and is a file; give a folder name for the model")
+        if any(directory.iterdir()) and not is_model_dir(directory):
+            raise ModelError(f"{directory} is a folder with other files in it (not a saved model); "
+                             "refusing to replace it -- give a new or empty folder")
+    return directory
+
+
 def save_model(directory: str | Path, model: Any, *, preprocessing: dict[str, Any] | None = None,
                extra: dict[str, Any] | None = None) -> Path:
     from safetensors.torch import save_file
 
-    from . import __version__
+    from ._version import __version__
 
-    directory = Path(directory)
+    directory = check_save_target(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_dir(directory) as tmp:
         save_file(state, str(tmp / WEIGHTS))
@@ -36,10 +72,10 @@ def save_model(directory: str | Path, model: Any, *, preprocessing: dict[str, An
             "model_class": type(model).__name__,
             "model_config": model.config.to_dict(),
             "preprocessing": preprocessing,
-            "weights_sha256": _sha256(tmp / WEIGHTS),
+            "weights_sha256": file_sha256(tmp / WEIGHTS),
             "extra": extra or {},
         }
-        (tmp / META).write_text(json.dumps(meta, indent=1, default=_json_default))
+        (tmp / META).write_text(json.dumps(meta, indent=1, default=_json_default, allow_nan=False))
     return directory
 
 
@@ -51,27 +87,36 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_meta(directory: str | Path) -> dict[str, Any]:
     directory = Path(directory)
     meta_path = directory / META
-    if not meta_path.is_file() or not (directory / WEIGHTS).is_file():
+    if not is_model_dir(directory):
         raise ModelError(f"{directory} is not a saved model (needs {META} and {WEIGHTS})")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{meta_path} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: expected a JSON object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{directory}: model format {meta.get('format_version')} is not supported "
                          f"(this version reads {FORMAT_VERSION})")
+    for key, kind in (("model_config", dict), ("weights_sha256", str)):
+        if not isinstance(meta.get(key), kind):
+            raise ModelError(f"{meta_path}: key {key!r} is missing or not a {kind.__name__}")
+    if not isinstance(meta.get("extra", {}), dict):
+        raise ModelError(f"{meta_path}: key 'extra' must be an object")
     return meta
+
+
+def verify_weights(directory: str | Path, meta: dict[str, Any]) -> None:
+    """The weights file must be the one its JSON was written with."""
+    directory = Path(directory)
+    actual = file_sha256(directory / WEIGHTS)
+    if actual != meta["weights_sha256"]:
+        raise ModelError(f"{directory / WEIGHTS}: SHA-256 {actual[:12]}... does not match the "
+                         f"{meta['weights_sha256'][:12]}... recorded in {META}; the weights were changed or "
+                         "belong to another model. Refusing to load them.")
 
 
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
@@ -84,7 +129,15 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[Any, dict[st
 
     directory = Path(directory)
     meta = read_meta(directory)
-    model = build_model(ModelConfig.from_dict(meta["model_config"]))
+    verify_weights(directory, meta)
+    # Validated (types, ranges, size budget) before a single tensor is allocated.
+    from .errors import ConfigError
+
+    try:
+        config = ModelConfig.from_dict(meta["model_config"], source=str(directory / META))
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from exc
+    model = build_model(config)
     dev = resolve_device(device)
     try:
         state = load_file(str(directory / WEIGHTS), device="cpu")
@@ -96,3 +149,12 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[Any, dict[st
         raise ModelError(f"{directory}: weights do not match the model config: {exc}") from exc
     model.to(dev).eval()
     return model, meta
+
+
+def model_owner(directory: str | Path) -> str:
+    """Which estimator saved the folder ("VAEDetector", "GenerativeModel", ...)."""
+    return str(read_meta(directory).get("extra", {}).get("owner", "model"))
+
+
+__all__ = ["FORMAT_VERSION", "META", "WEIGHTS", "check_save_target", "file_sha256", "is_model_dir", "load_model",
+           "model_owner", "read_meta", "save_model", "verify_weights"]

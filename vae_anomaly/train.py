@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_path
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
 
@@ -45,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_dir: str | None = None
     resume: bool = False
+    checkpoint_key: str | None = None  # what the checkpoint was made for; resuming another request is refused
     progress: bool = False
     noise: NoiseKind | None = None
     noise_level: float = 0.2
@@ -69,6 +69,7 @@ class TrainResult:
     seconds: float = 0.0
     samples_per_second: float = 0.0
     val_index: list[int] = field(default_factory=list)  # rows held out for validation (never trained on)
+    resumed_from_epoch: int | None = None
 
 
 def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -84,6 +85,12 @@ def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Gen
 
 
 # ----------------------------------------------------------------- checkpoints
+# A checkpoint is a folder per epoch (weights + state JSON, both carrying one token) and a manifest
+# written last that names the folder and the files' hashes. A kill at any moment leaves the manifest
+# pointing at a complete, consistent epoch; files that disagree (mixed epochs, an edit) are refused.
+MANIFEST = "manifest.json"
+
+
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = opt.state_dict()
     tensors = {}
@@ -111,28 +118,123 @@ def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
 
 def save_checkpoint(directory: Path, model: nn.Module, opt: torch.optim.Optimizer, best_state: dict[str, torch.Tensor],
                     gen: torch.Generator, meta: dict[str, Any]) -> None:
+    import shutil
+    import uuid
+
     from safetensors.torch import save_file
 
+    from .atomic import write_text_atomic
+    from .persist import file_sha256
+
     directory.mkdir(parents=True, exist_ok=True)
+    epoch = int(meta["epoch"])
+    token = f"{epoch}-{uuid.uuid4().hex}"
+    folder = directory / f"epoch-{epoch:06d}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
     opt_tensors, opt_meta = _flatten_optimizer(opt)
     tensors.update(opt_tensors)
     tensors["rng.cpu"] = torch.get_rng_state()
     tensors["rng.shuffle"] = gen.get_state()
-    with atomic_path(directory / "checkpoint.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    with atomic_path(directory / "checkpoint.json") as tmp:
-        tmp.write_text(json.dumps({**meta, "optimizer": opt_meta}, default=float))
+    save_file(tensors, str(folder / "checkpoint.safetensors"), metadata={"token": token})
+    (folder / "checkpoint.json").write_text(json.dumps({**meta, "token": token, "optimizer": opt_meta}, default=float))
+    write_text_atomic(directory / MANIFEST, json.dumps({
+        "epoch": epoch, "folder": folder.name, "token": token, "key": meta.get("key"),
+        "weights_sha256": file_sha256(folder / "checkpoint.safetensors"),
+        "state_sha256": file_sha256(folder / "checkpoint.json")}))
+    for old in directory.glob("epoch-*"):
+        if old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+def load_checkpoint(directory: Path, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The last complete checkpoint in ``directory``, or None when there is none.
+
+    Files that do not match their manifest (hash or token), or a checkpoint made for another
+    training request (``key``), are a :class:`TrainingError`, never a silent mix.
+    """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    st, js = directory / "checkpoint.safetensors", directory / "checkpoint.json"
-    if not (st.exists() and js.exists()):
+    from .persist import file_sha256
+
+    manifest_path = directory / MANIFEST
+    if not manifest_path.exists():
         return None
-    return load_file(str(st)), json.loads(js.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        folder = directory / manifest["folder"]
+        weights, state = folder / "checkpoint.safetensors", folder / "checkpoint.json"
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{manifest_path}: unreadable checkpoint manifest ({exc}); delete {directory} "
+                            "to start over") from exc
+    if key is not None and manifest.get("key") != key:
+        raise TrainingError(f"{directory} holds a checkpoint of another training request (other data or options); "
+                            "delete it or start without resuming")
+    for path, field_name in ((weights, "weights_sha256"), (state, "state_sha256")):
+        if not path.is_file() or file_sha256(path) != manifest.get(field_name):
+            raise TrainingError(f"{path}: checkpoint file is missing or does not match {manifest_path} "
+                                "(written by another epoch, or changed); refusing to resume from it")
+    meta = json.loads(state.read_text())
+    with safe_open(str(weights), framework="pt") as fh:
+        weights_token = (fh.metadata() or {}).get("token")
+    if not (weights_token == meta.get("token") == manifest.get("token")):
+        raise TrainingError(f"{folder}: weights and state come from different epochs; refusing to resume")
+    return load_file(str(weights)), meta
+
+
+@dataclass
+class _LoopState:
+    """What the loop carries from epoch to epoch (and what a checkpoint restores)."""
+
+    best_state: dict[str, torch.Tensor]
+    start_epoch: int = 0
+    bad_epochs: int = 0
+    seen: int = 0
+
+
+def _restore(ckpt_dir: Path, key: str | None, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+             device: torch.device, state: _LoopState, result: TrainResult) -> None:
+    loaded = load_checkpoint(ckpt_dir, key)
+    if loaded is None:
+        return
+    tensors, meta = loaded
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state.best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    _unflatten_optimizer(opt, tensors, meta["optimizer"])
+    torch.set_rng_state(tensors["rng.cpu"])
+    gen.set_state(tensors["rng.shuffle"])
+    state.start_epoch, state.bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
+    result.history, result.best_epoch = meta["history"], meta["best_epoch"]
+    result.best_val_loss = meta["best_val_loss"]
+    result.resumed_from_epoch = int(meta["epoch"])
+
+
+def _run_epoch(model: nn.Module, loss_fn: Callable[..., Any], opt: torch.optim.Optimizer, X_tr: torch.Tensor,
+               c_tr: torch.Tensor | None, order: torch.Tensor, epoch: int, batch: int, steps: int,
+               cfg: TrainConfig, use_amp: bool, device: torch.device) -> dict[str, float]:
+    """One pass over the training rows; returns the mean of each loss term (one device sync per epoch)."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    for step in range(steps):
+        idx = order[step * batch:(step + 1) * batch]
+        xb = X_tr[idx]
+        cb = None if c_tr is None else c_tr[idx]
+        progress = (epoch * steps + step) / (cfg.epochs * steps)
+        inp = corrupt(xb, cfg.noise, cfg.noise_level) if cfg.noise else xb
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = loss_fn(inp, cb, progress, target=xb if cfg.noise else None)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        # The loss that was back-propagated (not a copy of it) decides whether training diverged.
+        for k, v in {**out.terms, "loss": out.loss.detach().float()}.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+    return {f"train_{k}": float(v) / steps for k, v in sums.items()}
 
 
 # ----------------------------------------------------------------- the loop
@@ -149,6 +251,7 @@ def train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
+    # Split: the same seed gives the same validation rows (the detector's fpr threshold uses them).
     X_all = torch.as_tensor(np.asarray(X, dtype=np.float32) if not torch.is_tensor(X) else X, dtype=torch.float32)
     c_all = None if c is None else torch.as_tensor(np.asarray(c)).long()
     n = len(X_all)
@@ -162,92 +265,63 @@ def train(
     c_val = None if c_all is None else c_all[val_idx].to(device)
     n_tr = len(X_tr)
     batch = min(cfg.batch_size, n_tr)
-    steps_per_epoch = math.ceil(n_tr / batch)
+    steps = math.ceil(n_tr / batch)
     # A last batch of one row breaks BatchNorm and adds noise: drop it.
-    if n_tr % batch == 1 and steps_per_epoch > 1:
-        steps_per_epoch -= 1
+    if n_tr % batch == 1 and steps > 1:
+        steps -= 1
 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    forward_model = torch.compile(model) if cfg.compile else model
+    # Compile the loss itself: compiling the module and then calling .loss would run the eager method.
+    loss_fn = torch.compile(model.loss) if cfg.compile else model.loss
     use_amp = cfg.amp and device.type == "cuda"
     result = TrainResult(device=str(device), val_index=val_idx.tolist())
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    start_epoch, bad_epochs = 0, 0
-
+    state = _LoopState(best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     if ckpt_dir is not None and cfg.resume:
-        loaded = load_checkpoint(ckpt_dir)
-        if loaded is not None:
-            tensors, meta = loaded
-            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
-            _unflatten_optimizer(opt, tensors, meta["optimizer"])
-            torch.set_rng_state(tensors["rng.cpu"])
-            gen.set_state(tensors["rng.shuffle"])
-            start_epoch, bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
-            result.history, result.best_epoch = meta["history"], meta["best_epoch"]
-            result.best_val_loss = meta["best_val_loss"]
+        _restore(ckpt_dir, cfg.checkpoint_key, model, opt, gen, device, state, result)
 
     from .progress import progress_bar
 
     t0 = time.perf_counter()
-    seen = 0
-    with progress_bar(total=cfg.epochs, description="training", enabled=cfg.progress, completed=start_epoch) as bar:
-        for epoch in range(start_epoch, cfg.epochs):
-            if bad_epochs >= (cfg.patience or math.inf):
+    with progress_bar(total=cfg.epochs, description="training", enabled=cfg.progress,
+                      completed=state.start_epoch) as bar:
+        for epoch in range(state.start_epoch, cfg.epochs):
+            if state.bad_epochs >= (cfg.patience or math.inf):
                 break
-            model.train()
             order = torch.randperm(n_tr, generator=gen).to(device)
-            sums: dict[str, float] = {}
-            for step in range(steps_per_epoch):
-                idx = order[step * batch:(step + 1) * batch]
-                xb = X_tr[idx]
-                cb = None if c_tr is None else c_tr[idx]
-                progress = (epoch * steps_per_epoch + step) / (cfg.epochs * steps_per_epoch)
-                inp = corrupt(xb, cfg.noise, cfg.noise_level) if cfg.noise else xb
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = forward_model.loss(inp, cb, progress, target=xb if cfg.noise else None) \
-                        if cfg.compile else model.loss(inp, cb, progress, target=xb if cfg.noise else None)
-                if not torch.isfinite(out.loss):
-                    model.load_state_dict(best_state)
-                    raise TrainingError(
-                        f"loss became {out.loss.item()} at epoch {epoch}, step {step}; training stopped. "
-                        f"The best weights so far (epoch {result.best_epoch}) are loaded"
-                        + (f" and the last good checkpoint is in {ckpt_dir}" if ckpt_dir else "")
-                        + ". Try a lower learning rate or check the input scaling.")
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                for k, v in out.metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                seen += len(xb)
-            metrics = {f"train_{k}": v / steps_per_epoch for k, v in sums.items()}
+            metrics = _run_epoch(model, loss_fn, opt, X_tr, c_tr, order, epoch, batch, steps, cfg, use_amp, device)
+            state.seen += steps * batch
+            if not math.isfinite(metrics["train_loss"]):
+                model.load_state_dict(state.best_state)
+                raise TrainingError(
+                    f"loss became {metrics['train_loss']} in epoch {epoch}; training stopped. "
+                    f"The best weights so far (epoch {result.best_epoch}) are loaded"
+                    + (f" and the last good checkpoint is in {ckpt_dir}" if ckpt_dir else "")
+                    + ". Try a lower learning rate or check the input scaling.")
             val = evaluate(model, X_val, c_val, batch_size=max(batch, 1024)) if n_val else {}
             metrics.update({f"val_{k}": v for k, v in val.items()})
             metrics["epoch"] = epoch
             monitor = metrics.get("val_loss", metrics["train_loss"])
             if monitor < result.best_val_loss - cfg.min_delta:
-                result.best_val_loss, result.best_epoch, bad_epochs = monitor, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                result.best_val_loss, result.best_epoch, state.bad_epochs = monitor, epoch, 0
+                state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
-                bad_epochs += 1
+                state.bad_epochs += 1
             result.history.append(metrics)
             if ckpt_dir is not None:
-                save_checkpoint(ckpt_dir, model, opt, best_state, gen, {
-                    "epoch": epoch, "bad_epochs": bad_epochs, "history": result.history,
+                save_checkpoint(ckpt_dir, model, opt, state.best_state, gen, {
+                    "epoch": epoch, "bad_epochs": state.bad_epochs, "history": result.history,
                     "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                    "train_config": asdict(cfg)})
+                    "train_config": asdict(cfg), "key": cfg.checkpoint_key})
             for cb_fn in callbacks:
                 cb_fn(epoch, metrics)
             bar.advance(f"epoch {epoch + 1}/{cfg.epochs} loss {monitor:.3f}")
-    result.stopped_early = bad_epochs >= (cfg.patience or math.inf) and len(result.history) < cfg.epochs
+    result.stopped_early = state.bad_epochs >= (cfg.patience or math.inf) and len(result.history) < cfg.epochs
     result.epochs_run = len(result.history)
     result.seconds = time.perf_counter() - t0
-    result.samples_per_second = seen / result.seconds if result.seconds > 0 else 0.0
-    model.load_state_dict(best_state)
+    result.samples_per_second = state.seen / result.seconds if result.seconds > 0 else 0.0
+    model.load_state_dict(state.best_state)
     model.eval()
     if hasattr(model, "fit_prior"):
         model.fit_prior(encode_codes(model, X_all.to(device)))
@@ -265,7 +339,7 @@ def evaluate(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, b
         cb = None if c is None else c[i:i + batch_size]
         out = model.loss(xb, cb, 1.0)
         for k, v in out.metrics.items():
-            sums[k] = sums.get(k, 0.0) + v * len(xb)
+            sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
     return {k: v / n for k, v in sums.items()}
 
 

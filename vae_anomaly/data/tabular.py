@@ -51,17 +51,48 @@ def table_files(path: str | Path) -> list[Path]:
     return [path]
 
 
+# Delimiters a CSV file may use; the header line decides (a comma wins when present).
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_delimiter(file: Path) -> str:
+    """The delimiter of a CSV file, read off its header line.
+
+    Semicolon files (Excel in many locales), tab- and pipe-separated files are read as such instead of
+    as one text column; a header with none of them is a one-column table.
+    """
+    try:
+        with open(file, encoding="utf-8", newline="") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: {exc}", file=file) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc}", file=file) from exc
+    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    if counts[","]:
+        return ","
+    best = max(CSV_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def _header(file: Path) -> list[str]:
     try:
         if file.suffix.lower() == ".csv":
+            delimiter = csv_delimiter(file)
             with open(file, newline="", encoding="utf-8") as fh:
-                first = next(csv.reader(fh), None)
+                first = next(csv.reader(fh, delimiter=delimiter), None)
             if first is None:
                 raise DataError("file is empty", file=file)
             return [c.strip() for c in first]
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return list(pq.ParquetFile(file).schema_arrow.names)
+        schema = pq.ParquetFile(file).schema_arrow
+        for f in schema:
+            if pa.types.is_nested(f.type) or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type)):
+                raise DataError(f"nested column of type {f.type} (struct, list or map) is not supported: "
+                                "flatten it into plain columns", file=file, column=f.name)
+        return list(schema.names)
     except DataError:
         raise
     except UnicodeDecodeError as exc:
@@ -83,7 +114,8 @@ def _check_header(file: Path, header: list[str]) -> None:
 def _iter_file(file: Path, chunk_rows: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
     try:
         if file.suffix.lower() == ".csv":
-            reader = pd.read_csv(file, chunksize=chunk_rows, usecols=columns, skipinitialspace=True)
+            reader = pd.read_csv(file, chunksize=chunk_rows, usecols=columns, skipinitialspace=True,
+                                 sep=csv_delimiter(file))
             yield from reader
         else:
             import pyarrow.parquet as pq

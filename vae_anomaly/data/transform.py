@@ -125,6 +125,10 @@ class TabularTransformer:
     # ---------------------------------------------------------------- transform
     def _as_frame(self, data: Any, source: Any, *, fitting: bool = False) -> pd.DataFrame:
         if isinstance(data, pd.DataFrame):
+            if not all(isinstance(c, str) for c in data.columns):
+                # Integer (or other) column labels: name columns by their text, on a shallow copy --
+                # the caller's frame keeps its own labels.
+                data = data.set_axis([str(c) for c in data.columns], axis=1)
             if data.columns.duplicated().any():
                 dup = data.columns[data.columns.duplicated()][0]
                 raise DataError("duplicated column name", file=source, column=dup)
@@ -163,7 +167,6 @@ class TabularTransformer:
             raise SchemaError("unexpected extra column (not seen at fit time)", file=source, column=extra[0])
         if len(frame) == 0:
             raise DataError("no rows", file=source)
-        frame.columns = have
         out = np.empty((len(frame), self.n_features_out), dtype=np.float32)
         for block in self.blocks:
             col = frame[block.name]
@@ -307,8 +310,31 @@ class ImageScaler:
 
 
 def transformer_from_dict(d: dict[str, Any]) -> TabularTransformer | ImageScaler:
-    if d.get("type") == "tabular":
-        return TabularTransformer.from_dict(d)
-    if d.get("type") == "image":
-        return ImageScaler.from_dict(d)
-    raise ConfigError(f"unknown preprocessing type {d.get('type')!r}")
+    """Rebuild saved preprocessing; malformed or degenerate entries (a scale of 0, NaN) are refused."""
+    from ..errors import ModelError
+
+    if not isinstance(d, dict):
+        raise ModelError("preprocessing is missing or not an object")
+    try:
+        if d.get("type") == "tabular":
+            t = TabularTransformer.from_dict(d)
+            for name, p in t.numeric_.items():
+                for key in ("center", "scale", "min", "max"):
+                    v = p[key]
+                    if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+                        raise ModelError(f"preprocessing of column {name!r}: {key} is {v!r}, not a finite number")
+                if p["scale"] <= 0:
+                    raise ModelError(f"preprocessing of column {name!r}: scale {p['scale']} must be positive")
+            if [b for b in t.columns_ if b not in t.numeric_ and b not in t.categorical_]:
+                raise ModelError("preprocessing lists a column with neither numeric nor categorical parameters")
+            return t
+        if d.get("type") == "image":
+            t2 = ImageScaler.from_dict(d)
+            if len(t2.shape_ or ()) != 3 or not np.isfinite(t2.divisor_) or t2.divisor_ <= 0:
+                raise ModelError(f"image preprocessing is malformed: shape {t2.shape_}, divisor {t2.divisor_}")
+            return t2
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"preprocessing is malformed ({type(exc).__name__}: {exc})") from exc
+    raise ModelError(f"unknown preprocessing type {d.get('type')!r}")

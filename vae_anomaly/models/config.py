@@ -9,6 +9,26 @@ from typing import Any, Literal
 from ..errors import ConfigError
 
 ModelKind = Literal["vae", "cvae", "vqvae"]
+# About 2 GB of float32 weights: far beyond any model this toolkit builds on purpose.
+MAX_PARAMETERS = 500_000_000
+
+
+def _int(name: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    return _int(name, value, low=1)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -43,38 +63,76 @@ class ModelConfig:
     dead_code_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)
+        self.input_shape = tuple(_positive_int("input_shape", s) for s in self.input_shape)
         if self.kind not in ("vae", "cvae", "vqvae"):
             raise ConfigError(f"model kind must be 'vae', 'cvae' or 'vqvae', not {self.kind!r}")
         if len(self.input_shape) not in (1, 3):
             raise ConfigError(f"input_shape must be (d,) or (C, H, W), not {self.input_shape}")
+        self.n_conditions = _int("n_conditions", self.n_conditions, low=0)
         if self.kind == "cvae" and self.n_conditions < 1:
             raise ConfigError("a CVAE needs n_conditions >= 1")
         if self.architecture not in ("auto", "mlp", "conv"):
             raise ConfigError(f"architecture must be 'auto', 'mlp' or 'conv', not {self.architecture!r}")
         if self.architecture == "conv" and not self.is_image:
             raise ConfigError("a conv architecture needs image input (C, H, W)")
+        for name in ("beta", "kl_warmup", "capacity_anneal", "dropout", "commitment", "ema_decay",
+                     "dead_code_threshold"):
+            setattr(self, name, _number(name, getattr(self, name)))
         if self.beta < 0:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.capacity is not None and self.capacity < 0:
-            raise ConfigError(f"capacity must be >= 0, got {self.capacity}")
+        if self.capacity is not None:
+            self.capacity = _number("capacity", self.capacity)
+            if self.capacity < 0:
+                raise ConfigError(f"capacity must be >= 0, got {self.capacity}")
         if not 0 <= self.kl_warmup <= 1 or not 0 < self.capacity_anneal <= 1:
             raise ConfigError("kl_warmup must lie in [0, 1] and capacity_anneal in (0, 1]")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
         if self.hidden_dims is not None:
-            self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+            if isinstance(self.hidden_dims, int | str) or len(self.hidden_dims) == 0:
+                raise ConfigError(f"hidden_dims must be a non-empty list of positive integers, not {self.hidden_dims!r}")
+            self.hidden_dims = tuple(_positive_int("hidden_dims", h) for h in self.hidden_dims)
         if self.conv_channels is not None:
-            self.conv_channels = tuple(int(h) for h in self.conv_channels)
+            self.conv_channels = tuple(_positive_int("conv_channels", h) for h in self.conv_channels)
+        for name in ("codebook_size", "code_dim", "n_positions"):
+            setattr(self, name, _positive_int(name, getattr(self, name)))
         if not self.blocks and self.is_table:
             self.blocks = [("numeric", i, i + 1) for i in range(self.input_shape[0])]
-        self.blocks = [(str(k), int(s), int(e)) for k, s, e in self.blocks]
+        try:
+            self.blocks = [(str(k), int(s), int(e)) for k, s, e in self.blocks]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"blocks must be [kind, start, end] triples: {exc}") from exc
+        if self.is_table and self.blocks:
+            if self.blocks[0][1] != 0 or self.blocks[-1][2] != self.input_shape[0] or any(
+                    a[2] != b[1] for a, b in zip(self.blocks, self.blocks[1:])) or any(
+                    k not in ("numeric", "categorical") or e <= s for k, s, e in self.blocks):
+                raise ConfigError(f"blocks do not tile the {self.input_shape[0]} input features")
         if self.latent_dim is None:
             self.latent_dim = 16 if self.is_image else int(min(16, max(2, math.ceil(self.n_features / 4))))
+        self.latent_dim = _positive_int("latent_dim", self.latent_dim)
         if self.hidden_dims is None:
             if self.is_image and self.architecture != "mlp":
                 self.hidden_dims = (256,)
             else:
                 width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * self.n_features)))))
                 self.hidden_dims = (width, width // 2)
+        # Refuse absurd sizes (a tampered JSON, a typo) before torch tries to allocate them.
+        estimate = self.parameter_estimate()
+        if estimate > MAX_PARAMETERS:
+            raise ConfigError(f"the model would have about {estimate:,.0f} parameters (limit {MAX_PARAMETERS:,}): "
+                              f"check latent_dim={self.latent_dim}, hidden_dims={self.hidden_dims}, "
+                              f"input_shape={self.input_shape}")
+
+    def parameter_estimate(self) -> float:
+        """Rough count of the dense layers' weights (an upper bound's order of magnitude, for the size check)."""
+        widths = [self.n_features + self.n_conditions, *self.hidden_dims]
+        enc = sum(a * b for a, b in zip(widths, widths[1:]))
+        head = self.hidden_dims[-1] * max(self.latent_dim, self.code_dim * self.n_positions) * 2
+        dec = enc + head
+        codebook = self.codebook_size * self.code_dim if self.kind == "vqvae" else 0
+        return float(2 * enc + head + dec + codebook + 2 * self.n_features * self.hidden_dims[0])
 
     @property
     def is_image(self) -> bool:
@@ -95,12 +153,19 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        d = dict(d)
-        d["input_shape"] = tuple(d["input_shape"])
-        d["blocks"] = [tuple(b) for b in d.get("blocks", [])]
-        for k in ("hidden_dims", "conv_channels"):
-            if d.get(k) is not None:
-                d[k] = tuple(d[k])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict[str, Any], *, source: str | None = None) -> ModelConfig:
+        """Rebuild from JSON; a missing key, a wrong type or an absurd size is a :class:`ConfigError`."""
+        where = f"{source}: " if source else ""
+        try:
+            d = dict(d)
+            d["input_shape"] = tuple(d["input_shape"])
+            d["blocks"] = [tuple(b) for b in d.get("blocks", [])]
+            for k in ("hidden_dims", "conv_channels"):
+                if d.get(k) is not None:
+                    d[k] = tuple(d[k])
+            known = set(cls.__dataclass_fields__)
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}model_config: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}model_config is malformed ({type(exc).__name__}: {exc})") from exc

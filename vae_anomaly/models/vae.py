@@ -41,7 +41,13 @@ class LossOutput:
     """The training loss and its parts (batch means, in nats)."""
 
     loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    # Detached 0-d tensors: the trainer sums them on the device and syncs once per epoch
+    # (a .item() per term per step would force a device sync at every step).
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.terms.items()}
 
 
 def make_likelihood(config: ModelConfig) -> Likelihood:
@@ -149,8 +155,8 @@ class VAE(nn.Module):
             warm = min(1.0, progress / cfg.kl_warmup) if cfg.kl_warmup > 0 else 1.0
             reg = cfg.beta * warm * kl
         loss = nll + reg
-        return LossOutput(loss, {"loss": loss.item(), "nll": nll.item(), "kl": kl.item(),
-                                 "neg_elbo": nll.item() + kl.item()})
+        return LossOutput(loss, {"loss": loss.detach(), "nll": nll.detach(), "kl": kl.detach(),
+                                 "neg_elbo": (nll + kl).detach()})
 
     def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = posterior mean), shaped like ``x``."""

@@ -151,8 +151,8 @@ class VQVAE(nn.Module):
         nll = self.likelihood.nll(self.decode(q), target.flatten(1)).mean()
         commit = stats["commitment"].mean()
         loss = nll + commit
-        return LossOutput(loss, {"loss": loss.item(), "nll": nll.item(), "commitment": commit.item(),
-                                 "perplexity": stats["perplexity"].item(), "code_usage": stats["code_usage"].item()})
+        return LossOutput(loss, {"loss": loss.detach(), "nll": nll.detach(), "commitment": commit.detach(),
+                                 "perplexity": stats["perplexity"].detach(), "code_usage": stats["code_usage"].detach()})
 
     @torch.no_grad()
     def fit_prior(self, codes: torch.Tensor, smoothing: float = 0.5) -> None:

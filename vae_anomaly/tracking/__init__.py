@@ -224,7 +224,7 @@ def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "mo
     import pandas as pd
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     mlflow = _mlflow()
     from mlflow.models import infer_signature
