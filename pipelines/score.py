@@ -24,7 +24,7 @@ def score(detector: Any, config: ScoreJobConfig, output: str) -> dict[str, Any]:
     from vae_anomaly.batch import score_file
 
     return score_file(detector, config.input, output, keep_columns=config.keep_columns,
-                      chunk_rows=config.chunk_rows).to_dict()
+                      chunk_rows=config.chunk_rows, overwrite=config.overwrite).to_dict()
 
 
 @_runtime.tracking_task
@@ -58,6 +58,7 @@ def publish_artifacts(result: jobs.ScoreResult) -> None:
 @flow(name="vae-anomaly-score", log_prints=True)
 def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     """Score a file with the registered champion model (or a given version); scores land atomically."""
+    _runtime.quiet_user_error_tracebacks()
     config = config or ScoreJobConfig()
     output = config.output or jobs.default_output(config.model)
     detector, uri, version = load_model(config.model)

@@ -41,3 +41,44 @@ def serve_flows_file(path: str | Path = "flows.yaml") -> None:
     spec = load_flows_file(path)
     deployments = [build_deployment(d, path.parent) for d in spec.deployments]
     serve(*deployments)
+
+
+def start_prefect_server(port: int, timeout: float = 120.0):  # noqa: ANN201 - (Popen, api url)
+    """Start `prefect server start` on 127.0.0.1:``port`` and wait for its health endpoint.
+
+    A port already in use is refused (attaching to whatever listens there would serve deployments to
+    a server this command does not own); the server dies with this process (Linux PR_SET_PDEATHSIG).
+    """
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    import urllib.request
+
+    from pipelines._runtime import _die_with_parent
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(f"port {port} on 127.0.0.1 is already in use (a Prefect server already running?): "
+                              f"point PREFECT_API_URL at it and run `vae-anomaly serve` without --start-server, "
+                              "or choose another --port") from exc
+    log = open(Path(tempfile.gettempdir()) / f"prefect-server-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise ConfigError(f"prefect server exited with code {proc.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(1)
+    proc.terminate()
+    raise ConfigError(f"prefect server did not answer on {url} within {timeout:.0f} s; see {log.name}")

@@ -7,8 +7,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from pipelines import _runtime
-from vae_anomaly import synth_job
-from vae_anomaly.synth_job import SynthJobConfig
+from vae_anomaly.jobs import synthesize as synth_job
+from vae_anomaly.jobs.synthesize import SynthJobConfig
 
 
 @_runtime.tracking_task
@@ -59,6 +59,7 @@ def log_run(result: synth_job.SynthResult, metrics: dict[str, float], config: Sy
 @flow(name="vae-anomaly-synthesize", log_prints=True)
 def synthesize_flow(config: SynthJobConfig | None = None) -> dict[str, Any]:
     """Balance minority classes with CVAE samples; write the balanced data set; log utility vs SMOTE."""
+    _runtime.quiet_user_error_tracebacks()
     config = config or SynthJobConfig()
     connect_tracking()
     ds = ingest(config)

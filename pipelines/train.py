@@ -1,7 +1,9 @@
-"""train_flow: ingest -> validate -> split -> fit -> evaluate -> log -> register/promote."""
+"""train_flow: ingest -> validate -> split -> fit (checkpointed) -> evaluate -> log -> register/promote."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,6 +24,9 @@ def connect_tracking() -> str:
 def open_run(config: TrainJobConfig) -> str:
     from vae_anomaly import tracking
 
+    abandoned = tracking.fail_abandoned_runs(config.experiment)
+    if abandoned:
+        get_run_logger().warning("marked %d abandoned run(s) FAILED: %s", len(abandoned), ", ".join(abandoned))
     return tracking.start_run(config.experiment, run_name=f"train {config.model_name}",
                               tags={**_runtime.flow_run_tags(), "job": "train"})
 
@@ -39,17 +44,22 @@ def split(ds, config: TrainJobConfig) -> TrainingData:  # noqa: ANN001
 
 
 @_runtime.data_task
-def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str) -> Any:
+def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str, checkpoint_dir: str) -> Any:
     from vae_anomaly import tracking
 
     child = tracking.start_run(config.experiment, run_name="fit", parent_run_id=parent_run_id,
                                tags={"stage": "fit"})
     try:
         with tracking.SystemMetrics(child):
-            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),))
+            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),),
+                                    checkpoint_dir=checkpoint_dir)
     except BaseException:
         tracking.end_run(child, "FAILED")
         raise
+    resumed = det.train_result_.resumed_from_epoch
+    if resumed is not None:
+        get_run_logger().info("resumed training after epoch %d from %s", resumed, checkpoint_dir)
+        tracking.set_tags(child, {"resumed_from_epoch": resumed})
     tracking.log_metrics(child, {"samples_per_second": det.train_result_.samples_per_second})
     tracking.end_run(child)
     return det
@@ -70,41 +80,40 @@ def register_and_promote(model_uri: str, run_id: str, detector: Any, data: Train
                          config: TrainJobConfig) -> dict[str, Any]:
     from vae_anomaly import tracking
 
-    version = tracking.register(model_uri, config.model_name, tags={"data_sha256": data.dataset.fingerprint["sha256"]})
-    current = tracking.champion_version(config.model_name)
-    champion = None
-    if current is not None:
-        champion, _ = tracking.load_detector(f"models:/{config.model_name}/{current}")
-    decision = jobs.decide_promotion(detector, champion, current, data, config)
-    tracking.tag_version(config.model_name, version, {"promotion_metric": decision.metric,
-                                                       "promotion_value": decision.new_value,
-                                                       "promotion_decision": decision.reason})
-    if decision.promoted:
-        tracking.set_champion(config.model_name, version, decision.reason)
-    tracking.set_tags(run_id, {"registered_version": version, "promoted": decision.promoted,
-                               "promotion_reason": decision.reason})
-    get_run_logger().info("model %s version %s: %s", config.model_name, version, decision.reason)
-    return {"version": version, "promoted": decision.promoted, "reason": decision.reason,
-            "champion_version": version if decision.promoted else current}
+    result = jobs.promote(detector, data, config, model_uri=model_uri, run_id=run_id)
+    tracking.set_tags(run_id, {"registered_version": result.version, "promoted": result.promoted,
+                               "promotion_reason": result.reason})
+    get_run_logger().info("model %s version %s: %s", config.model_name, result.version, result.reason)
+    return {"version": result.version, "promoted": result.promoted, "reason": result.reason,
+            "champion_version": result.champion_version}
 
 
 @flow(name="vae-anomaly-train", log_prints=True)
 def train_flow(config: TrainJobConfig | None = None) -> dict[str, Any]:
-    """Train a VAE detector on a data set, log the run to MLflow, register it and promote it if it wins."""
+    """Train a VAE detector on a data set, log the run to MLflow, register it and promote it if it wins.
+
+    Training keeps a checkpoint every epoch under ``.vae_anomaly/runs/``; rerunning the same job
+    after a crash resumes from it (``resume=False`` starts over).
+    """
+    _runtime.quiet_user_error_tracebacks()
     from vae_anomaly import tracking
 
     config = config or TrainJobConfig()
     uri = connect_tracking()
     ds = ingest(config)
     data = split(ds, config)
+    checkpoint_dir = config.checkpoint_dir(ds.fingerprint["sha256"])
     run_id = open_run(config)
     try:
-        detector = fit(data, config, run_id)
+        detector = fit(data, config, run_id, str(checkpoint_dir))
         metrics = evaluate(detector, data)
         model_uri = log_run(run_id, detector, data, metrics, config)
         registry = register_and_promote(model_uri, run_id, detector, data, config) if config.register_model else {}
     except BaseException:
-        tracking.end_run(run_id, "FAILED")
+        # Never let a failure to record the failure (tracking down) hide the error that caused it.
+        with contextlib.suppress(Exception):
+            tracking.end_run(run_id, "FAILED")
         raise
     tracking.end_run(run_id)
+    shutil.rmtree(checkpoint_dir.parent, ignore_errors=True)  # the run is complete: nothing left to resume
     return {"tracking_uri": uri, "run_id": run_id, "model_uri": model_uri, "metrics": metrics, **registry}

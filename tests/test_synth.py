@@ -123,7 +123,7 @@ def test_synthesize_flow_end_to_end(mlflow_store):
     import mlflow
 
     from pipelines.synthesize import synthesize_flow
-    from vae_anomaly.synth_job import SynthJobConfig
+    from vae_anomaly.jobs.synthesize import SynthJobConfig
 
     out = mlflow_store / "balanced.parquet"
     res = synthesize_flow(SynthJobConfig(data=str(DATA / "breast_cancer.csv"), label_column="diagnosis",

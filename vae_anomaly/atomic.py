@@ -153,23 +153,41 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = False) -> Iterator[None]:
-    """Hold an advisory lock (``flock``) on ``path`` for the block.
+    """Hold an advisory lock (``flock``) on ``path`` for the block; the lock file is removed after.
 
     ``wait=False`` refuses at once when another process holds it (two jobs writing one output);
     ``wait=True`` queues (promotions of one model name, which must happen one after the other).
-    The lock file is left in place: removing it would let a third process lock a new inode.
+    The file is unlinked while still locked, and a lock taken on a file that was unlinked meanwhile
+    is retried, so two processes can never both believe they hold it.
     """
     path = Path(path)
     _make_parent(path)
-    fh = open(path, "a")  # noqa: SIM115 - held for the whole block
-    try:
+    while True:
+        try:
+            fh = open(path, "a")  # noqa: SIM115 - held for the whole block
+        except OSError as exc:
+            err = _as_data_error(exc, path)
+            if err is None:
+                raise
+            raise err from exc
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError as exc:
+            fh.close()
             raise DataError(f"another job is already writing {what}; wait for it or choose another output",
                             file=path) from exc
+        try:
+            same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()  # the holder before us removed this file: lock the new one
+    try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
         with contextlib.suppress(OSError):
             fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()

@@ -115,17 +115,30 @@ def _writer(path: Path, fmt: str):  # noqa: ANN202
 
 
 def output_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".csv":
-        return "csv"
-    raise DataError("output must end in .parquet or .csv", file=path)
+    from .outputs import check_output
+
+    return "csv" if check_output(path, "table").suffix.lower() == ".csv" else "parquet"
 
 
 def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *, keep_columns: Sequence[str] = (),
-               chunk_rows: int = 100_000, progress: bool = False) -> ScoreSummary:
-    """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically."""
+               chunk_rows: int = 100_000, progress: bool = False, overwrite: bool = False) -> ScoreSummary:
+    """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically.
+
+    An existing output is refused unless ``overwrite``; a lock beside the output refuses a second
+    job writing the same file at the same time (instead of one silently replacing the other).
+    """
+    from .atomic import exclusive_lock
+
+    output_path = Path(output_path)
+    with exclusive_lock(output_path.parent / f".{output_path.name}.lock", what=str(output_path)):
+        if output_path.exists() and not overwrite:
+            raise DataError("output already exists; pass --overwrite (overwrite=True) to replace it", file=output_path)
+        return _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
+                           progress=progress)
+
+
+def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
+                chunk_rows: int, progress: bool) -> ScoreSummary:
     import time
 
     from .data.tabular import iter_table

@@ -49,8 +49,8 @@ def info(
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def _parse_sets(pairs: list[str] | None) -> dict[str, object]:
-    """``key=value`` options for VAEDetector; values parsed as JSON when they parse."""
+def _parse_sets(pairs: list[str] | None, owner: type | None = None) -> dict[str, object]:
+    """``key=value`` options; values parsed as JSON when they parse; names checked against ``owner``'s options."""
     from .errors import ConfigError
 
     out: dict[str, object] = {}
@@ -59,14 +59,39 @@ def _parse_sets(pairs: list[str] | None) -> dict[str, object]:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         k, v = pair.split("=", 1)
         try:
-            out[k] = json.loads(v)
+            out[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
-            out[k] = v
+            out[k.strip()] = v
+    if owner is not None:
+        from .params import check_option_names, validate_params
+
+        constraints = owner._parameter_constraints
+        check_option_names(owner.__name__, out, list(constraints))
+        validate_params(owner.__name__, out, constraints)
     return out
 
 
 def _epochs(value: str) -> int | str:
-    return value if value == "auto" else int(value)
+    from .errors import ConfigError
+
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--epochs must be a positive integer or 'auto', not {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"--epochs must be a positive integer or 'auto', not {value!r}")
+    return n
+
+
+def _detector_options(**given: object) -> dict[str, object]:
+    """VAEDetector options from named CLI flags plus ``--set``, validated before any work starts."""
+    from .detector import VAEDetector
+    from .params import validate_params
+
+    validate_params("VAEDetector", given, VAEDetector._parameter_constraints)
+    return given
 
 
 @app.command()
@@ -85,11 +110,15 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
 ) -> None:
     """Run the train flow: fit, log to MLflow, register, promote to champion if it wins."""
+    from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.train import train_flow
 
+    from .detector import VAEDetector
     from .jobs import TrainJobConfig
 
-    det = {"model": model, "epochs": _epochs(epochs), "contamination": contamination, **_parse_sets(set_)}
+    det = _detector_options(model=model, epochs=_epochs(epochs), contamination=contamination,
+                            **_parse_sets(set_, VAEDetector))
+    tie_temporary_servers_to_this_process()
     cfg = TrainJobConfig(data=str(data), label_column=label, anomaly_label=anomaly_label, id_column=id_column,
                          labels_path=str(labels_path) if labels_path else None, train_on=train_on,
                          model_name=model_name, experiment=experiment, detector=det)
@@ -104,9 +133,14 @@ def score(
     model_dir: Annotated[Optional[Path], typer.Option(help="Score with a saved detector folder instead (no MLflow, no Prefect).")] = None,  # noqa: UP045, E501
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help=".parquet or .csv")] = None,  # noqa: UP045
     keep: Annotated[Optional[list[str]], typer.Option(help="Column copied to the output, not scored (repeatable).")] = None,  # noqa: UP045
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 100_000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Batch-score a file with the registered champion (score flow), or with a local model folder."""
+    from .outputs import check_output
+
+    if output is not None:
+        check_output(output, "table")
     if model_dir is not None:
         from .batch import score_file
         from .detector import VAEDetector
@@ -115,50 +149,42 @@ def score(
         det = VAEDetector.load(model_dir)
         out = output or Path(default_output(model_dir.name))
         _print_json(score_file(det, input_path, out, keep_columns=keep or [], chunk_rows=chunk_rows,
-                               progress=sys.stderr.isatty()).to_dict())
+                               progress=sys.stderr.isatty(), overwrite=overwrite).to_dict())
         return
+    from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.score import score_flow
 
     from .jobs import ScoreJobConfig
+    from .tracking import resolve_model_uri
 
+    resolve_model_uri(model)  # a malformed reference is refused before any server starts
     cfg = ScoreJobConfig(model=model, input=str(input_path), output=str(output) if output else None,
-                         keep_columns=keep or [], chunk_rows=chunk_rows)
+                         keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite)
+    tie_temporary_servers_to_this_process()
     _print_json(score_flow(cfg))
 
 
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="Training data.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to save the detector in.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to save the detector in (new, empty, or a model folder).")],
     label: LabelOpt = None,
     id_column: IdOpt = None,
     model: Annotated[str, typer.Option(help="'vae', 'vqvae' or 'cvae'.")] = "vae",
     epochs: Annotated[str, typer.Option(help="Epochs, or 'auto'.")] = "auto",
     noise: Annotated[Optional[str], typer.Option(help="Denoising: gaussian, salt_pepper or mask.")] = None,  # noqa: UP045
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint a killed run of this command left.")] = True,
 ) -> None:
     """Fit a model and save it to a folder (library only: no MLflow, no Prefect).
 
     vae/vqvae give a detector (also usable by generate/encode/plot); cvae needs --label.
+    A checkpoint is kept after every epoch; rerunning the same command after a crash resumes from it.
     """
-    from .data import load_dataset
-    from .detector import VAEDetector
+    from .fit_command import fit_and_save
 
-    ds = load_dataset(data, label_column=label, id_column=id_column)
-    if model == "cvae":
-        from .generative import GenerativeModel
-
-        gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", epochs=30 if epochs == "auto" else int(epochs),
-                                 progress=sys.stderr.isatty(), **_parse_sets(set_))
-        gm.save(out)
-        _print_json({"saved": str(out), "classes": gm.classes})
-        return
-    det = VAEDetector(model=model, epochs=_epochs(epochs), verbose=sys.stderr.isatty(), **_parse_sets(set_))
-    if noise:
-        det.set_params(noise=noise)
-    det.fit(ds.X)
-    det.save(out)
-    _print_json({"saved": str(out), "epochs_run": det.train_result_.epochs_run, "threshold": det.threshold_})
+    _print_json(fit_and_save(data, out, label=label, id_column=id_column, model=model, epochs=_epochs(epochs),
+                             noise=noise, options=set_, resume=resume, progress=sys.stderr.isatty()))
 
 
 @app.command()
@@ -168,11 +194,13 @@ def demo(
     """The main job on embedded defaults: train on the sample table, register, batch-score it."""
     import os
 
+    from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.score import score_flow
     from pipelines.train import train_flow
 
     from .jobs import ScoreJobConfig, TrainJobConfig
 
+    tie_temporary_servers_to_this_process()
     data = REPO_DATA / "breast_cancer.csv"
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
@@ -205,58 +233,40 @@ def synthesize(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="VAEOversampler option key=value.")] = None,  # noqa: UP045
 ) -> None:
     """Run the synthesize flow: balance classes with CVAE samples and judge them against SMOTE."""
+    from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.synthesize import synthesize_flow
 
-    from .synth_job import SynthJobConfig
+    from .jobs.synthesize import SynthJobConfig
+    from .synth import VAEOversampler
 
+    if output is not None:
+        from .outputs import check_output
+
+        check_output(output, "rows_or_images")
     parsed = _parse_sets([f"s={strategy}"])["s"]
+    options = _parse_sets(set_, VAEOversampler)
+    tie_temporary_servers_to_this_process()
     cfg = SynthJobConfig(data=str(data), label_column=label, id_column=id_column,
                          labels_path=str(labels_path) if labels_path else None, output=str(output) if output else None,
-                         sampling_strategy=parsed, oversampler=_parse_sets(set_))
+                         sampling_strategy=parsed, oversampler=options)
     _print_json(synthesize_flow(cfg))
-
-
-def _write_rows_or_images(obj: object, out: Path, labels: object = None) -> None:
-    """PNG grid, .npz arrays, or .csv/.parquet rows -- chosen by the output's suffix, written atomically."""
-    import numpy as np
-    import pandas as pd
-
-    from .atomic import atomic_path
-    from .errors import DataError
-
-    suffix = out.suffix.lower()
-    if isinstance(obj, pd.DataFrame):
-        if suffix not in (".csv", ".parquet"):
-            raise DataError("rows are written as .csv or .parquet", file=out)
-        with atomic_path(out) as tmp:
-            obj.to_csv(tmp, index=False) if suffix == ".csv" else obj.to_parquet(tmp, index=False)
-        return
-    arr = np.asarray(obj)
-    if suffix == ".png":
-        from . import plots
-
-        # A grid is for looking at: past 64 images it is unreadable (and slow); .npz keeps them all.
-        plots.save_png(plots.image_grid(arr[:64]), out)
-    elif suffix == ".npz":
-        with atomic_path(out, suffix=".tmp.npz") as tmp:
-            np.savez_compressed(tmp, X=arr, **({"y": np.asarray(labels)} if labels is not None else {}))
-    else:
-        raise DataError("images are written as .png (a grid) or .npz (arrays)", file=out)
 
 
 @app.command()
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="A saved model folder (fit, or a VAEDetector).")],
-    n: Annotated[int, typer.Option("-n", help="How many samples.")] = 16,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many samples.")] = 16,
     cls: Annotated[Optional[str], typer.Option("--class", help="Class to generate (CVAE).")] = None,  # noqa: UP045
     output: Annotated[Path, typer.Option("--output", "-o", help=".png grid, .npz, .csv or .parquet")] = Path("samples.png"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Sample images or rows from a trained model (per class for a CVAE, code prior for a VQ-VAE)."""
     from .generative import GenerativeModel
+    from .outputs import check_output, write_rows_or_images
 
+    check_output(output, "rows_or_images")
     gm = GenerativeModel.load(model_dir)
-    _write_rows_or_images(gm.generate(n, cls, seed), output)
+    write_rows_or_images(gm.generate(n, cls, seed), output)
     _print_json({"output": str(output), "n": n, "class": cls})
 
 
@@ -267,32 +277,22 @@ def denoise(
     output: Annotated[Path, typer.Option("--output", "-o", help=".npz or .png")] = Path("denoised.npz"),
     evaluate: Annotated[Optional[str], typer.Option(help="Treat DATA as clean: corrupt it with this noise "  # noqa: UP045
                                                     "(gaussian, salt_pepper, mask) and report PSNR/SSIM.")] = None,
-    level: Annotated[float, typer.Option(help="Noise level for --evaluate.")] = 0.3,
+    level: Annotated[float, typer.Option(help="Noise level for --evaluate, in (0, 1].")] = 0.3,
 ) -> None:
     """Clean a data set with a denoising model; with --evaluate, report PSNR/SSIM noisy vs denoised."""
-    import torch
-
     from .data import load_dataset
-    from .generative import GenerativeModel, as_unit_images, psnr, ssim
-    from .train import corrupt
+    from .generative import GenerativeModel, denoise_report
+    from .outputs import check_output, write_rows_or_images
 
+    check_output(output, "images")
     gm = GenerativeModel.load(model_dir)
     ds = load_dataset(data)
-    if ds.kind != "image" or not gm.is_image:
-        from .errors import ConfigError
+    if ds.kind != "image":
+        from .errors import DataError
 
-        raise ConfigError("denoise works on images with an image model")
-    clean = as_unit_images(ds.X, gm.preprocessor)
-    report = {}
-    inp = clean
-    if evaluate:
-        inp = corrupt(torch.from_numpy(clean), evaluate, level, torch.Generator().manual_seed(0)).numpy()
-    den = as_unit_images(gm.reconstruct(inp), gm.preprocessor)
-    if evaluate:
-        report = {"noise": evaluate, "level": level, "psnr_noisy": psnr(clean, inp), "psnr_denoised": psnr(clean, den),
-                  "ssim_noisy": ssim(clean, inp), "ssim_denoised": ssim(clean, den)}
-    _write_rows_or_images(gm.preprocessor.inverse_transform(den), output,
-                          labels=ds.y if ds.y is not None else None)
+        raise DataError("denoise works on images; this is a table", file=data)
+    den, report = denoise_report(gm, ds.X, evaluate=evaluate, level=level)
+    write_rows_or_images(gm.preprocessor.inverse_transform(den), output, labels=ds.y)
     _print_json({"output": str(output), "rows": int(len(den)), **report})
 
 
@@ -303,25 +303,13 @@ def encode(
     output: Annotated[Path, typer.Option("--output", "-o", help="Code file (.npz).")] = Path("codes.npz"),
 ) -> None:
     """Compress data to latent codes (float16 latents, or bit-packed VQ indices); report ratio and error."""
-    import numpy as np
-
     from .data import load_dataset
-    from .generative import GenerativeModel, load_codes, save_codes
+    from .generative import GenerativeModel, encode_report
+    from .outputs import check_output
 
+    check_output(output, "codes")
     gm = GenerativeModel.load(model_dir)
-    ds = load_dataset(data)
-    codes = gm.encode(ds.X)
-    header = save_codes(output, gm, codes)
-    recon = gm.decode(load_codes(output, gm))  # decode what was written: the file round-trip is measured
-    raw = ds.X
-    raw_bytes = int(raw.memory_usage(index=False).sum()) if hasattr(raw, "memory_usage") else int(np.asarray(raw).nbytes)
-    x = gm.preprocessor.transform(ds.X)
-    r = gm.preprocessor.transform(recon)
-    _print_json({"output": str(output), "rows": int(len(codes)), "code_kind": header["kind"],
-                 "bits_per_row": header.get("bits", 16) * int(np.prod(codes.shape[1:])),
-                 "raw_bytes": raw_bytes, "code_bytes": header["payload_bytes"],
-                 "compression_ratio": raw_bytes / max(1, header["payload_bytes"]),
-                 "reconstruction_mse": float(np.mean((x - r) ** 2))})
+    _print_json(encode_report(gm, load_dataset(data).X, output))
 
 
 @app.command()
@@ -332,10 +320,12 @@ def decode(
 ) -> None:
     """Reconstruct data from a code file; refuses codes made by another model."""
     from .generative import GenerativeModel, load_codes
+    from .outputs import check_output, write_rows_or_images
 
+    check_output(output, "rows_or_images")
     gm = GenerativeModel.load(model_dir)
     out = gm.decode(load_codes(codes, gm))
-    _write_rows_or_images(out, output)
+    write_rows_or_images(out, output)
     _print_json({"output": str(output), "rows": int(len(out))})
 
 
@@ -350,45 +340,13 @@ def plot(
     method: Annotated[str, typer.Option(help="pca or tsne for latents above 2-D.")] = "pca",
 ) -> None:
     """Training curves, reconstructions, samples, latent space, traversal and score plots as PNGs."""
-    from . import plots
     from .data import load_dataset
     from .generative import GenerativeModel
+    from .plots import model_figures
 
     gm = GenerativeModel.load(model_dir)
     ds = load_dataset(data, label_column=label, id_column=id_column, labels_path=labels_path)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    hist = gm.meta.get("extra", {}).get("history") or gm.meta.get("history")
-    if hist:
-        written.append(plots.save_png(plots.training_curves(hist), out / "training_curves.png"))
-    n = min(len(ds.X), 2000)
-    X = ds.X.iloc[:n] if hasattr(ds.X, "iloc") else ds.X[:n]
-    y = None if ds.y is None else ds.y[:n]
-    cond = gm.model.config.n_conditions > 0
-    if not cond:
-        written.append(plots.save_png(plots.latent_scatter(gm.latents(X), y if y is not None else None, method),
-                                      out / "latent_space.png"))
-    if gm.is_image:
-        recon = gm.reconstruct(X[:8], y[:8] if cond else None)
-        written.append(plots.save_png(plots.reconstructions(X[:8], recon), out / "reconstructions.png"))
-        first = gm.classes[0] if cond else None
-        written.append(plots.save_png(plots.image_grid(gm.generate(16, first)), out / "samples.png"))
-        if not gm.is_vq and not cond:
-            written.append(plots.save_png(plots.latent_traversal(gm.model), out / "latent_traversal.png"))
-    if gm.meta.get("extra", {}).get("owner") == "VAEDetector":
-        from .detector import VAEDetector
-
-        det = VAEDetector.load(model_dir)
-        scores = det.decision_function(X)
-        yb = None
-        if y is not None and len(set(map(str, y))) == 2:
-            import numpy as np
-
-            vals = sorted(set(map(str, y)))
-            yb = (np.asarray(list(map(str, y))) == vals[1]).astype(int)
-        written.append(plots.save_png(plots.score_histogram(scores, det.threshold_, yb), out / "score_histogram.png"))
-        if yb is not None:
-            written.append(plots.save_png(plots.roc_pr_curves(yb, scores), out / "roc_pr.png"))
+    written = model_figures(gm, ds.X, ds.y, out, method)
     _print_json({"figures": [str(p) for p in written]})
 
 
@@ -405,33 +363,6 @@ def fashion_mnist_cmd(
 
     _print_json(fashion_mnist(data_dir, out, download=download, epochs=epochs, limit=limit,
                               progress=sys.stderr.isatty()))
-
-
-def _start_prefect_server(port: int, timeout: float = 120.0):  # noqa: ANN202
-    """Start `prefect server start` on 127.0.0.1 and wait for its health endpoint."""
-    import os
-    import subprocess
-    import time
-    import urllib.request
-
-    from .errors import ConfigError
-
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"prefect-server-{port}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise ConfigError(f"prefect server exited with code {proc.returncode}; see {log.name}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(1)
-    proc.terminate()
-    raise ConfigError(f"prefect server did not answer on {url} within {timeout:.0f} s; see {log.name}")
 
 
 @app.command()
@@ -452,7 +383,9 @@ def serve(
         return
     proc = None
     if start_server:
-        proc, url = _start_prefect_server(port)
+        from pipelines.serve import start_prefect_server
+
+        proc, url = start_prefect_server(port)
         os.environ["PREFECT_API_URL"] = url
         typer.echo(f"started prefect server at {url} (UI: http://127.0.0.1:{port})", err=True)
     elif not os.environ.get("PREFECT_API_URL"):

@@ -24,6 +24,14 @@ class ScheduleSpec(BaseModel):
     def one_kind(self) -> ScheduleSpec:
         if (self.cron is None) == (self.interval is None):
             raise ValueError("give exactly one of 'cron' or 'interval'")
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name such as 'UTC' or "
+                                 "'Europe/Paris')") from exc
         if self.cron is not None:
             from cronsim import CronSim, CronSimError
 
@@ -51,6 +59,42 @@ class DeploymentSpec(BaseModel):
         if not ENTRYPOINT.match(v):
             raise ValueError(f"{v!r} is not of the form 'path/to/file.py:flow_function'")
         return v
+
+    @model_validator(mode="after")
+    def parameters_fit_the_flow(self) -> DeploymentSpec:
+        """A flow of this project takes one ``config``: validate it now, not at 2 a.m. when the schedule fires."""
+        config_class = flow_config_class(self.entrypoint)
+        if config_class is None:
+            return self
+        unknown = [k for k in self.parameters if k != "config"]
+        if unknown:
+            raise ValueError(f"unknown parameter {unknown[0]!r}: the flow takes only 'config'")
+        if "config" in self.parameters:
+            try:
+                config_class.model_validate(self.parameters["config"])
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"]) or "(config)"
+                raise ValueError(f"parameters.config.{where}: {err['msg']}") from exc
+        return self
+
+
+def flow_config_class(entrypoint: str) -> type[BaseModel] | None:
+    """The pydantic config of one of this project's flows, by its entrypoint's function name."""
+    func = entrypoint.rsplit(":", 1)[-1]
+    if func == "train_flow":
+        from .jobs.train import TrainJobConfig
+
+        return TrainJobConfig
+    if func == "score_flow":
+        from .jobs.score import ScoreJobConfig
+
+        return ScoreJobConfig
+    if func == "synthesize_flow":
+        from .jobs.synthesize import SynthJobConfig
+
+        return SynthJobConfig
+    return None
 
 
 class FlowsFile(BaseModel):

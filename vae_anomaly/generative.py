@@ -24,6 +24,9 @@ from .data.transform import ImageScaler, TabularTransformer, transformer_from_di
 from .errors import ConfigError, DataError, ModelError
 
 CODES_FORMAT = 1
+NOISE_KINDS = ("gaussian", "salt_pepper", "mask")
+# Generated samples held in memory at once; past this a request is refused, not attempted.
+GENERATE_BUDGET_BYTES = 1 << 30
 
 
 @dataclass
@@ -32,6 +35,7 @@ class GenerativeModel:
     preprocessor: TabularTransformer | ImageScaler
     classes: list[Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    directory: Path | None = None  # the folder it was loaded from, if any
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -82,7 +86,9 @@ class GenerativeModel:
         if not meta.get("preprocessing"):
             raise ModelError(f"{directory}: the model has no preprocessing saved with it")
         extra = meta.get("extra", {})
-        return cls(model, transformer_from_dict(meta["preprocessing"]), extra.get("classes"), meta)
+        gm = cls(model, transformer_from_dict(meta["preprocessing"]), extra.get("classes"), meta)
+        gm.directory = Path(directory)
+        return gm
 
     # ------------------------------------------------------------ properties
     @property
@@ -124,8 +130,12 @@ class GenerativeModel:
         """``n`` samples from the prior (per class for a CVAE, from the code prior for a VQ-VAE)."""
         import torch
 
-        if n < 1:
-            raise ConfigError("n must be >= 1")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ConfigError(f"n must be a positive integer, got {n!r}")
+        need = int(n) * self.model.config.n_features * 4
+        if need > GENERATE_BUDGET_BYTES:
+            raise ConfigError(f"{n:,} samples would take {need / 2**30:.1f} GiB of memory (budget "
+                              f"{GENERATE_BUDGET_BYTES / 2**30:.0f} GiB): generate fewer, in several calls")
         gen = torch.Generator(device=self._device()).manual_seed(seed)
         c = None
         if self.model.config.n_conditions:
@@ -182,8 +192,15 @@ class GenerativeModel:
         with torch.no_grad():
             for i in range(0, len(codes), batch_size):
                 cb = torch.as_tensor(codes[i:i + batch_size], device=self._device())
-                raw = self.model.decode_codes(cb) if self.is_vq else self.model.decode(cb.float())
-                out.append(self.model.likelihood.mean(raw).view(len(cb), *self.model.config.input_shape).cpu().numpy())
+                try:
+                    raw = self.model.decode_codes(cb) if self.is_vq else self.model.decode(cb.float())
+                    x = self.model.likelihood.mean(raw).view(len(cb), *self.model.config.input_shape)
+                except (RuntimeError, IndexError) as exc:
+                    raise DataError(f"codes shaped {tuple(codes.shape)} do not fit this model: "
+                                    f"{str(exc).splitlines()[0]}") from exc
+                out.append(x.cpu().numpy())
+        if not out:
+            raise DataError("no codes to decode")
         return self._out(np.concatenate(out))
 
     def latents(self, X: Any) -> np.ndarray:
@@ -232,20 +249,93 @@ def save_codes(path: str | Path, gm: GenerativeModel, codes: np.ndarray) -> dict
 
 
 def load_codes(path: str | Path, gm: GenerativeModel) -> np.ndarray:
+    """Read a code file, checking every header field against the payload before decoding anything."""
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as npz:
             header = json.loads(bytes(npz["header"]).decode())
             payload = npz["payload"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"not a vae-anomaly code file: {exc}", file=path) from exc
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise DataError(f"not a readable vae-anomaly code file (truncated or another format): {exc}", file=path) from exc
+    if not isinstance(header, dict):
+        raise DataError("code file header is not an object", file=path)
     if header.get("format") != CODES_FORMAT:
         raise DataError(f"code file format {header.get('format')} is not supported (expected {CODES_FORMAT})", file=path)
-    if header["model_sha256"] != gm.fingerprint:
-        raise ModelError(f"{path} was encoded by model {header['model_sha256'][:12]}..., not by this model "
+    if header.get("model_sha256") != gm.fingerprint:
+        raise ModelError(f"{path} was encoded by model {str(header.get('model_sha256'))[:12]}..., not by this model "
                          f"({gm.fingerprint[:12]}...): decode with the model that encoded it")
-    if header["kind"] == "vq":
-        return unpack_codes(payload, header["bits"], tuple(header["shape"]))
+    shape = header.get("shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                       for s in shape)):
+        raise DataError(f"code file header: shape {shape!r} is not a list of sizes", file=path)
+    if header.get("n") != shape[0]:
+        raise DataError(f"code file header: n={header.get('n')!r} but the codes hold {shape[0]} rows", file=path)
+    count = math.prod(shape)
+    if header.get("kind") == "vq":
+        bits = header.get("bits")
+        if bits != bits_for(gm.model.config.codebook_size):
+            raise DataError(f"code file header: {bits!r} bits per code, but this model's codebook needs "
+                            f"{bits_for(gm.model.config.codebook_size)}", file=path)
+        if payload.dtype != np.uint8 or payload.ndim != 1 or len(payload) != math.ceil(count * bits / 8):
+            raise DataError(f"code file payload holds {payload.size} bytes; the header's shape {shape} needs "
+                            f"{math.ceil(count * bits / 8)}", file=path)
+        codes = unpack_codes(payload, bits, tuple(shape))
+        if codes.max(initial=0) >= gm.model.config.codebook_size:
+            raise DataError("code file holds code indices beyond this model's codebook", file=path)
+        return codes
+    if header.get("kind") != "gaussian":
+        raise DataError(f"code file header: unknown kind {header.get('kind')!r}", file=path)
+    if tuple(shape[1:]) != (gm.model.latent_dim,) or payload.shape != tuple(shape):
+        raise DataError(f"code file: payload shaped {payload.shape}, header says {shape}, this model's latent "
+                        f"has {gm.model.latent_dim} dimensions", file=path)
     return payload.astype(np.float32)
+
+
+def encode_report(gm: GenerativeModel, X: Any, output: str | Path) -> dict[str, Any]:
+    """Encode ``X`` to a code file and measure it: size, compression ratio, reconstruction error.
+
+    The error is measured on what was written (decoded from the file), not on codes kept in memory.
+    """
+    from .outputs import check_output
+
+    check_output(output, "codes")
+    codes = gm.encode(X)
+    header = save_codes(output, gm, codes)
+    recon = gm.decode(load_codes(output, gm))
+    raw_bytes = int(X.memory_usage(index=False).sum()) if hasattr(X, "memory_usage") else int(np.asarray(X).nbytes)
+    x = gm.preprocessor.transform(X)
+    r = gm.preprocessor.transform(recon)
+    return {"output": str(output), "rows": int(len(codes)), "code_kind": header["kind"],
+            "bits_per_row": header.get("bits", 16) * int(np.prod(codes.shape[1:])),
+            "raw_bytes": raw_bytes, "code_bytes": header["payload_bytes"],
+            "compression_ratio": raw_bytes / max(1, header["payload_bytes"]),
+            "reconstruction_mse": float(np.mean((x - r) ** 2))}
+
+
+def denoise_report(gm: GenerativeModel, images: Any, *, evaluate: str | None = None, level: float = 0.3
+                   ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Denoised images (unit scale) and, with ``evaluate``, PSNR/SSIM of noisy vs denoised against ``images``."""
+    import torch
+
+    from .train import corrupt
+
+    if not gm.is_image:
+        raise ConfigError("denoise works on images with an image model")
+    if evaluate is not None and evaluate not in NOISE_KINDS:
+        raise ConfigError(f"--evaluate must be one of {', '.join(NOISE_KINDS)}, not {evaluate!r}")
+    if not 0 < level <= 1:
+        raise ConfigError(f"--level must lie in (0, 1], got {level}")
+    clean = as_unit_images(images, gm.preprocessor)
+    inp = clean
+    if evaluate:
+        inp = corrupt(torch.from_numpy(clean), evaluate, level, torch.Generator().manual_seed(0)).numpy()
+    den = as_unit_images(gm.reconstruct(inp), gm.preprocessor)
+    report: dict[str, Any] = {}
+    if evaluate:
+        report = {"noise": evaluate, "level": level, "psnr_noisy": psnr(clean, inp), "psnr_denoised": psnr(clean, den),
+                  "ssim_noisy": ssim(clean, inp), "ssim_denoised": ssim(clean, den)}
+    return den, report
 
 
 # ------------------------------------------------------------ image quality

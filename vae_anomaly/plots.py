@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+LATENT_METHODS = ("pca", "tsne")
+
 
 def _plt():  # noqa: ANN202
     import matplotlib
@@ -117,6 +119,10 @@ def roc_pr_curves(labels: np.ndarray, scores: np.ndarray) -> Any:
 
 def latent_scatter(latents: np.ndarray, labels: np.ndarray | None = None, method: str = "pca") -> Any:
     """2-D latent space; PCA (or t-SNE) when the latent has more dimensions."""
+    if method not in LATENT_METHODS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"latent projection must be one of {', '.join(LATENT_METHODS)}, not {method!r}")
     plt = _plt()
     z = np.asarray(latents, dtype=np.float64)
     how = "latent"
@@ -186,3 +192,65 @@ def latent_traversal(model: Any, n_steps: int = 7, span: float = 2.5, dims: Sequ
             z[:, d] = torch.linspace(-span, span, n_steps, device=device)
             rows.append(model.likelihood.mean(model.decode(z)).view(n_steps, *model.config.input_shape).cpu().numpy())
     return image_grid(np.concatenate(rows), ncols=n_steps, suptitle="latent traversal: one dimension per row")
+
+
+def model_figures(gm: Any, X: Any, y: Any, out: str | Path, method: str = "pca", max_rows: int = 2000) -> list[Path]:
+    """Every figure that fits a saved model (curves, latent space, reconstructions, samples, traversal,
+    and for a detector the score histogram and ROC/PR) as PNGs in ``out``.
+
+    All figures are drawn into a staging folder first and moved into ``out`` only when every one of
+    them succeeded: a failure leaves no partial set behind.
+    """
+    import shutil
+    import tempfile
+
+    from .errors import ConfigError, DataError
+
+    out = Path(out)
+    if method not in LATENT_METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(LATENT_METHODS)}, not {method!r}")
+    if out.exists() and not out.is_dir():
+        raise DataError("--out names a file; give a folder for the figures", file=out)
+    if len(X) < 2:
+        raise DataError(f"plotting needs at least 2 rows, the data has {len(X)}")
+    n = min(len(X), max_rows)
+    X = X.iloc[:n] if hasattr(X, "iloc") else X[:n]
+    y = None if y is None else np.asarray(y)[:n]
+    cond = gm.model.config.n_conditions > 0
+    figs: dict[str, Any] = {}
+    hist = gm.meta.get("extra", {}).get("history") or gm.meta.get("history")
+    if hist:
+        figs["training_curves.png"] = lambda: training_curves(hist)
+    if not cond:
+        figs["latent_space.png"] = lambda: latent_scatter(gm.latents(X), y, method)
+    if gm.is_image:
+        figs["reconstructions.png"] = lambda: reconstructions(X[:8], gm.reconstruct(X[:8], y[:8] if cond else None))
+        figs["samples.png"] = lambda: image_grid(gm.generate(16, gm.classes[0] if cond else None))
+        if not gm.is_vq and not cond:
+            figs["latent_traversal.png"] = lambda: latent_traversal(gm.model)
+    if gm.meta.get("extra", {}).get("owner") == "VAEDetector":
+        from .detector import VAEDetector
+
+        det = VAEDetector.load(gm.directory) if getattr(gm, "directory", None) else None
+        if det is not None:
+            scores = det.decision_function(X)
+            yb = None
+            if y is not None and len(set(map(str, y))) == 2:
+                vals = sorted(set(map(str, y)))
+                yb = (np.asarray(list(map(str, y))) == vals[1]).astype(int)
+            figs["score_histogram.png"] = lambda: score_histogram(scores, det.threshold_, yb)
+            if yb is not None:
+                figs["roc_pr.png"] = lambda: roc_pr_curves(yb, scores)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.figures-", dir=out.parent))
+    try:
+        for name, draw in figs.items():
+            save_png(draw(), stage / name)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in figs:
+            (stage / name).replace(out / name)
+            written.append(out / name)
+        return written
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

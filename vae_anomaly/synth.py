@@ -22,6 +22,8 @@ from imblearn.over_sampling.base import BaseOverSampler
 
 from .errors import ConfigError, DataError
 from .inputs import fit_preprocessor, is_image_input, likelihood_layout, model_input, model_input_shape
+from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
+from .params import validate_params as _validate
 
 AUTO_STEPS = 3000
 
@@ -51,6 +53,31 @@ class VAEOversampler(BaseOverSampler):
 
     _sampling_type = "over-sampling"
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "sampling_strategy": [Options(("auto", "minority", "not minority", "not majority", "all")),
+                              Interval(float, 0, 1, closed="right"), Check(lambda v: isinstance(v, dict) or callable(v),
+                                                                           "a dict {class: count} or a callable")],
+        "random_state": [SEED],
+        "latent_dim": [NONE, Interval(int, 1, 4096)],
+        "hidden_dims": [NONE, Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]")],
+        "beta": [Interval(float, 0, None)],
+        "epochs": [EPOCHS],
+        "batch_size": [Interval(int, 1, 1_000_000)],
+        "lr": [Interval(float, 0, 10, closed="right")],
+        "filter_anomalous": [BOOL],
+        "anomaly_quantile": [Interval(float, 0, 1, closed="right")],
+        "min_distance": [NONE, Options(("auto",)), Interval(float, 0, None)],
+        "min_class_rows": [Interval(int, 2, None)],
+        "sample_noise": [BOOL],
+        "latent_sampling": [Options(("posterior", "prior"))],
+        "max_rounds": [Interval(int, 1, 1000)],
+        "categorical_columns": [NONE, Check(string_list, "a list of column names")],
+        "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
+                         "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
+        "n_jobs": [N_JOBS],
+        "verbose": [BOOL],
+    }
+
     def __init__(
         self,
         *,
@@ -71,6 +98,7 @@ class VAEOversampler(BaseOverSampler):
         max_rounds: int = 10,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
+        n_jobs: int | None = None,
         verbose: bool = False,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
@@ -90,19 +118,20 @@ class VAEOversampler(BaseOverSampler):
         self.max_rounds = max_rounds
         self.categorical_columns = categorical_columns
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ API
     def fit_resample(self, X: Any, y: Any, **params: Any) -> tuple[Any, Any]:
         """Fit the CVAE on (X, y) and return the data with generated rows appended after the real ones."""
-        from imblearn.utils import check_sampling_strategy, check_target_type
+        from imblearn.utils import check_target_type
         from sklearn.utils.multiclass import check_classification_targets
 
         # One-hot (multilabel-indicator) and column-vector targets, as imbalanced-learn accepts them.
         y_checked, binarize = check_target_type(np.asarray(y), indicate_one_vs_all=True)
         X_in, y_arr = self._validate(X, y_checked)
         check_classification_targets(y_arr)
-        self.sampling_strategy_ = check_sampling_strategy(self.sampling_strategy, y_arr, self._sampling_type)
+        self.sampling_strategy_ = self._strategy(y_arr)
         self.fit_model(X_in, y_arr)
         parts_X, parts_y = [X_in], [y_arr]
         for cls, n in self.sampling_strategy_.items():
@@ -127,18 +156,28 @@ class VAEOversampler(BaseOverSampler):
 
     def fit(self, X: Any, y: Any) -> VAEOversampler:
         """Validate and fit the generator (imbalanced-learn's ``fit``); use :meth:`fit_resample` to resample."""
-        from imblearn.utils import check_sampling_strategy
 
         X_in, y_arr = self._validate(X, y)
-        self.sampling_strategy_ = check_sampling_strategy(self.sampling_strategy, y_arr, self._sampling_type)
+        self.sampling_strategy_ = self._strategy(y_arr)
         self.fit_model(X_in, y_arr)
         return self
+
+    def _strategy(self, y: np.ndarray) -> dict[Any, int]:
+        """imbalanced-learn's reading of ``sampling_strategy``; its ValueErrors become one clear ConfigError."""
+        from imblearn.utils import check_sampling_strategy
+
+        try:
+            return check_sampling_strategy(self.sampling_strategy, y, self._sampling_type)
+        except ValueError as exc:
+            raise ConfigError(f"VAEOversampler: sampling_strategy {self.sampling_strategy!r} does not fit the "
+                              f"labels: {exc}") from exc
 
     def _fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         # imbalanced-learn's abstract hook; fit_resample is overridden to keep DataFrames and images intact.
         return self.fit_resample(X, y)
 
     def _validate(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        _validate(type(self).__name__, self.get_params(), self._parameter_constraints)
         if isinstance(X, pd.DataFrame):
             X_in = X.reset_index(drop=True)
         else:
@@ -148,6 +187,10 @@ class VAEOversampler(BaseOverSampler):
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != len(X_in):
             raise DataError(f"y must be 1-D with one label per row: {len(X_in)} rows, y shaped {y_arr.shape}")
+        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+            raise DataError("missing or infinite label", column="y", row=int(np.flatnonzero(~np.isfinite(y_arr))[0]))
+        if y_arr.dtype.kind == "O" and pd.isna(y_arr).any():
+            raise DataError("missing label", column="y", row=int(np.flatnonzero(pd.isna(y_arr))[0]))
         classes, counts = np.unique(y_arr, return_counts=True)
         if len(classes) < 2:
             raise DataError(f"y has a single class ({_py(classes[0])!r}); over-sampling needs at least two", column="y")
@@ -187,9 +230,12 @@ class VAEOversampler(BaseOverSampler):
         n_train = max(1, int(len(data) * 0.9))
         steps = math.ceil(n_train / min(self.batch_size, n_train))
         epochs = int(self.epochs) if self.epochs != "auto" else int(min(300, max(20, math.ceil(AUTO_STEPS / steps))))
-        self.train_result_ = train(self.model_, data, codes, TrainConfig(
-            epochs=epochs, batch_size=self.batch_size, lr=self.lr, device=self.device, seed=seed,
-            progress=self.verbose))
+        from .device import torch_threads
+
+        with torch_threads(self.n_jobs):
+            self.train_result_ = train(self.model_, data, codes, TrainConfig(
+                epochs=epochs, batch_size=self.batch_size, lr=self.lr, device=self.device, seed=seed,
+                progress=self.verbose))
         # Per-class reference statistics for the filters.
         device = next(self.model_.parameters()).device
         self.real_by_class_: dict[int, np.ndarray] = {}

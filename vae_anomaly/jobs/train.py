@@ -1,23 +1,22 @@
-"""The steps of the train and score jobs as plain functions, with one pydantic config per job.
+"""The steps of the train job as plain functions, with its pydantic config.
 
-``pipelines/`` wraps each step in a Prefect task; a notebook or another
+``pipelines/train.py`` wraps each step in a Prefect task; a notebook or another
 orchestrator can call them directly. Nothing here imports prefect.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .data import Dataset, load_dataset
-from .errors import DataError
+from ..data import Dataset, load_dataset
+from ..errors import DataError
 
 # --------------------------------------------------------------------- configs
 
@@ -41,19 +40,32 @@ class TrainJobConfig(BaseModel):
     model_name: str = "vae-anomaly"
     promote_metric: Literal["auto", "val_auroc", "val_neg_elbo"] = "auto"
     register_model: bool = True
+    resume: bool = Field(True, description="continue from the checkpoint a killed run of the same job left behind")
 
+    @field_validator("detector")
+    @classmethod
+    def known_detector_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from ..detector import VAEDetector
+        from ..params import check_option_names, validate_params
 
-class ScoreJobConfig(BaseModel):
-    """Which model scores which file, and where the scores go."""
+        try:
+            check_option_names("VAEDetector", v, list(VAEDetector._parameter_constraints))
+            validate_params("VAEDetector", v, VAEDetector._parameter_constraints)
+        except Exception as exc:  # pydantic reports it with the field's name
+            raise ValueError(str(exc)) from exc
+        return v
 
-    model_config = ConfigDict(extra="forbid")
+    def run_key(self, data_sha256: str) -> str:
+        """Identity of a training request (options + data): a rerun after a crash has the same key."""
+        import hashlib
+        import json
 
-    model: str = Field("vae-anomaly", description="NAME (its champion), NAME@alias, NAME/version or a models:/ URI")
-    input: str = "data/breast_cancer.csv"
-    output: str | None = Field(None, description=".parquet or .csv; default outputs/scores-<model>-<time>.parquet")
-    keep_columns: list[str] = Field(default_factory=list, description="columns copied to the output, not scored")
-    chunk_rows: int = Field(100_000, gt=0)
-    experiment: str = "vae-anomaly"
+        spec = json.dumps({"config": self.model_dump(exclude={"resume"}), "data": data_sha256}, sort_keys=True,
+                          default=str)
+        return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+    def checkpoint_dir(self, data_sha256: str) -> Path:
+        return Path(".vae_anomaly") / "runs" / f"train-{self.run_key(data_sha256)}" / "checkpoint"
 
 
 # --------------------------------------------------------------------- training
@@ -119,11 +131,14 @@ def split(ds: Dataset, config: TrainJobConfig) -> TrainingData:
     return TrainingData(ds, take(tr), take(va), None if y is None else y[va], None if y is None else y[tr])
 
 
-def fit_detector(data: TrainingData, config: TrainJobConfig, callbacks: tuple = ()) -> Any:
-    from .detector import VAEDetector
+def fit_detector(data: TrainingData, config: TrainJobConfig, callbacks: tuple = (),
+                 checkpoint_dir: str | Path | None = None) -> Any:
+    """Fit with a checkpoint every epoch under ``checkpoint_dir``; a rerun after a kill resumes from it."""
+    from ..detector import VAEDetector
 
     params = {"random_state": config.seed, **config.detector}
-    return VAEDetector(**params).fit(data.X_train, callbacks=callbacks)
+    return VAEDetector(**params).fit(data.X_train, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+                                     resume=config.resume)
 
 
 def negative_elbo_nats(detector: Any, X: Any) -> float:
@@ -133,7 +148,7 @@ def negative_elbo_nats(detector: Any, X: Any) -> float:
     models with different fitted scalers are compared fairly only after adding
     sum(log scale) of the Gaussian columns back.
     """
-    from .data.transform import TabularTransformer
+    from ..data.transform import TabularTransformer
 
     value = float(np.mean(detector.decision_function(X, method="neg_elbo")))
     pre = detector.preprocessor_
@@ -144,7 +159,7 @@ def negative_elbo_nats(detector: Any, X: Any) -> float:
 
 def evaluate(detector: Any, data: TrainingData) -> dict[str, float]:
     """Validation metrics: negative ELBO always; AUROC/AUPRC/precision/recall/F1 with labels."""
-    from .scoring import detection_metrics
+    from ..scoring import detection_metrics
 
     scores = detector.decision_function(data.X_val)
     out = {"val_neg_elbo": negative_elbo_nats(detector, data.X_val), "val_score_mean": float(np.mean(scores)),
@@ -154,62 +169,12 @@ def evaluate(detector: Any, data: TrainingData) -> dict[str, float]:
     return out
 
 
-def promotion_metric(config: TrainJobConfig, data: TrainingData) -> tuple[str, bool]:
-    """(metric name, higher is better)."""
-    name = config.promote_metric
-    if name == "auto":
-        name = "val_auroc" if data.has_labels else "val_neg_elbo"
-    if name == "val_auroc" and not data.has_labels:
-        raise DataError("promote_metric='val_auroc' needs labels with both classes in the validation split",
-                        file=data.dataset.source)
-    return name, name == "val_auroc"
-
-
-def metric_of(detector: Any, data: TrainingData, metric: str) -> float:
-    if metric == "val_auroc":
-        from sklearn.metrics import roc_auc_score
-
-        return float(roc_auc_score(data.y_val, detector.decision_function(data.X_val)))
-    return negative_elbo_nats(detector, data.X_val)
-
-
-@dataclass
-class PromotionDecision:
-    promoted: bool
-    reason: str
-    metric: str
-    new_value: float
-    champion_version: str | None = None
-    champion_value: float | None = None
-
-
-def decide_promotion(new_detector: Any, champion: Any | None, champion_version: str | None, data: TrainingData,
-                     config: TrainJobConfig) -> PromotionDecision:
-    """Promote when there is no champion or the new model beats it on *this* validation data."""
-    from .errors import SchemaError
-
-    metric, higher = promotion_metric(config, data)
-    new = metric_of(new_detector, data, metric)
-    if champion is None:
-        return PromotionDecision(True, f"first model: no champion yet ({metric} = {new:.4f})", metric, new)
-    try:
-        old = metric_of(champion, data, metric)
-    except (SchemaError, DataError) as exc:
-        return PromotionDecision(False, f"champion v{champion_version} cannot score this data ({exc}); "
-                                 "not promoted: promote by hand if the schema change is intended",
-                                 metric, new, champion_version)
-    better = new > old if higher else new < old
-    word = "beats" if better else "does not beat"
-    return PromotionDecision(better, f"{metric} {new:.4f} {word} champion v{champion_version} ({old:.4f}) "
-                             "on the same validation data", metric, new, champion_version, old)
-
-
 # --------------------------------------------------------------------- run logging
 
 
 def training_figures(detector: Any, data: TrainingData) -> dict[str, Any]:
     """The PNG figures of a training run, by file name."""
-    from . import plots
+    from .. import plots
 
     figs = {"training_curves.png": plots.training_curves(detector.history_)}
     scores = detector.decision_function(data.X_val)
@@ -229,7 +194,7 @@ def training_figures(detector: Any, data: TrainingData) -> dict[str, Any]:
 def log_training_run(parent_run_id: str, detector: Any, data: TrainingData, metrics: dict[str, float],
                      config: TrainJobConfig) -> str:
     """Params, data set, metrics, figures and the pyfunc model; returns the logged model URI."""
-    from . import tracking
+    from .. import tracking
 
     ds = data.dataset
     fp = ds.fingerprint
@@ -254,29 +219,3 @@ def log_training_run(parent_run_id: str, detector: Any, data: TrainingData, metr
     return tracking.log_detector(parent_run_id, detector, example)
 
 
-# --------------------------------------------------------------------- scoring
-
-
-def default_output(model: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in model)
-    return str(Path("outputs") / f"scores-{safe}-{time.strftime('%Y%m%d-%H%M%S')}.parquet")
-
-
-@dataclass
-class ScoreResult:
-    summary: dict[str, Any]
-    model_uri: str
-    model_version: dict[str, Any] = field(default_factory=dict)
-
-
-def summary_markdown(result: ScoreResult) -> str:
-    s = result.summary
-    q = s["quantiles"]
-    lines = [f"# Batch scores: {s['input']}", "",
-             f"model `{result.model_uri}` (version {result.model_version.get('version', '?')})", "",
-             f"- rows scored: **{s['rows']:,}**; flagged: **{s['flagged']:,}** ({100 * s['flagged_share']:.2f}%)",
-             f"- threshold: {s['threshold']:.4g}; output: `{s['output']}`",
-             "- score quantiles: " + ", ".join(f"{k} {v:.4g}" for k, v in q.items()),
-             f"- drift against training scores: PSI {s['drift_psi']:.4f}, KS {s['drift_ks']:.4f}"
-             + ("  (PSI > 0.2: the score distribution has shifted)" if (s["drift_psi"] or 0) > 0.2 else "")]
-    return "\n".join(lines)

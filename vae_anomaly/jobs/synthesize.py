@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from .atomic import atomic_path
-from .data import Dataset, load_dataset
-from .errors import DataError
+from ..data import Dataset, load_dataset
+from ..errors import DataError
 
 
 class SynthJobConfig(BaseModel):
@@ -65,7 +64,7 @@ def _strategy(config: SynthJobConfig, y: np.ndarray) -> Any:
 def balance(ds: Dataset, config: SynthJobConfig) -> SynthResult:
     from sklearn.model_selection import train_test_split
 
-    from .synth import VAEOversampler
+    from ..synth import VAEOversampler
 
     y = np.asarray(ds.y)
     idx = np.arange(len(y))
@@ -90,31 +89,24 @@ def default_output(ds: Dataset) -> str:
 
 def write_balanced(result: SynthResult, config: SynthJobConfig, ds: Dataset, output: str) -> str:
     """Real training rows then synthetic ones, with the label (and an is_synthetic flag), written atomically."""
+    from ..outputs import write_arrays, write_table
+
     out = Path(output)
     flag = np.r_[np.zeros(result.n_real, bool), np.ones(len(result.y_res) - result.n_real, bool)]
     if ds.kind == "image" or out.suffix.lower() == ".npz":
-        if out.suffix.lower() != ".npz":
-            raise DataError("images are written as .npz", file=out)
-        with atomic_path(out, suffix=".tmp.npz") as tmp:
-            np.savez_compressed(tmp, X=np.asarray(result.X_res), y=result.y_res, is_synthetic=flag)
-        return str(out)
+        return str(write_arrays(out, X=np.asarray(result.X_res), y=result.y_res, is_synthetic=flag))
     frame = pd.DataFrame(result.X_res).copy()
     frame[config.label_column or "label"] = result.y_res
     if config.mark_synthetic:
         frame["is_synthetic"] = flag
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise DataError("tables are written as .parquet or .csv", file=out)
-    with atomic_path(out) as tmp:
-        frame.to_parquet(tmp, index=False) if suffix == ".parquet" else frame.to_csv(tmp, index=False)
-    return str(out)
+    return str(write_table(frame, out))
 
 
 def evaluate(result: SynthResult, seed: int = 0) -> dict[str, float]:
     """Utility against SMOTE and real-only (minority F1 on the real hold-out), fidelity and privacy."""
     from imblearn.over_sampling import SMOTE
 
-    from .synth_metrics import column_similarity, correlation_difference, privacy_dcr, utility
+    from ..synth_metrics import column_similarity, correlation_difference, privacy_dcr, utility
 
     def flat(X: Any) -> Any:
         return X if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float32).reshape(len(X), -1)
@@ -156,7 +148,7 @@ def evaluate(result: SynthResult, seed: int = 0) -> dict[str, float]:
 
 
 def figures(result: SynthResult) -> dict[str, Any]:
-    from . import plots
+    from .. import plots
 
     if isinstance(result.X_res, pd.DataFrame):
         syn = result.X_res.iloc[result.n_real:]
