@@ -388,12 +388,11 @@ def test_dead_tracking_server_fails_in_seconds_with_one_line(monkeypatch, tmp_pa
     assert time.perf_counter() - t0 < 10 and "\n" not in str(e.value)
 
 
-def test_unknown_model_is_a_user_error_and_not_retried(mlflow_store, fitted):
+def test_unknown_model_is_a_user_error_and_not_retried(mlflow_store):
     from pipelines._runtime import retry_server_errors_only
     from vae_anomaly import tracking
     from vae_anomaly.errors import TrackingError
 
-    det, _ = fitted
     tracking.client().create_registered_model("known")
     for ref, fragment in [("nosuch", "registered model 'nosuch' does not exist"),
                           ("known/7", "has no version 7"), ("known@gold", "no version with alias 'gold'")]:
@@ -541,15 +540,22 @@ def test_best_weights_are_restored_after_early_stopping(digits):
     import torch
 
     from vae_anomaly.models import ModelConfig, build_model
-    from vae_anomaly.train import TrainConfig, evaluate, train
+    from vae_anomaly.train import TrainConfig, train
 
     X = torch.from_numpy(digits[0][:300])
     torch.manual_seed(0)
     model = build_model(ModelConfig(X.shape[1:]))
-    res = train(model, X, config=TrainConfig(seed=0, epochs=200, patience=2, lr=3e-2))
-    assert res.stopped_early and res.history[-1]["val_loss"] > res.best_val_loss
-    val = evaluate(model, X[res.val_index])
-    assert val["loss"] == pytest.approx(res.best_val_loss, rel=1e-4)
+    snapshots = {}
+
+    def snapshot(epoch, _metrics):
+        snapshots[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    res = train(model, X, config=TrainConfig(seed=0, epochs=200, patience=2, lr=3e-2), callbacks=[snapshot])
+    assert res.stopped_early and res.best_epoch < res.epochs_run - 1
+    best, last = snapshots[res.best_epoch], snapshots[res.epochs_run - 1]
+    final = model.state_dict()
+    assert any(not torch.equal(best[k], last[k]) for k in best)
+    assert all(torch.equal(final[k], best[k]) for k in best)
 
 
 def test_fpr_threshold_uses_the_held_out_rows(table):
@@ -652,10 +658,12 @@ def test_cli_serve_check_and_start_server_refusals(tmp_path):
 @pytest.mark.slow
 def test_cli_flow_data_error_is_one_line_not_a_traceback(tmp_path):
     bad = pd.read_csv(DATA / "breast_cancer.csv")
-    bad.loc[3, "radius1"] = "abc"
+    bad["mean_radius"] = bad["mean_radius"].astype(object)
+    bad.loc[3, "mean_radius"] = "abc"
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    env = {k: "" for k in ("PREFECT_API_URL",)}
-    r = cli("train", tmp_path / "bad.csv", "--label", "diagnosis", cwd=tmp_path,
-            env={**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"})
-    user_error(r, "column 'radius1'", "row 3")
-    assert len(r.stderr.strip().splitlines()) < 25, r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    r = subprocess.run([str(BIN / "vae-anomaly"), "train", str(tmp_path / "bad.csv"), "--label", "diagnosis"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "error: file" in r.stderr and "column 'mean_radius', row 3" in r.stderr
+    # Prefect's own run log lines stay; no frame of a traceback through our code reaches the console.
+    assert "vae_anomaly/" not in r.stderr and "raise DataError" not in r.stderr, r.stderr

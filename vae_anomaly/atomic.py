@@ -24,7 +24,8 @@ _USER_FIXABLE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "dis
                  errno.EFBIG: "file too large for this file system or limit",
                  errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                  errno.EPERM: "permission denied", errno.ENOENT: "folder does not exist",
-                 errno.ENOTDIR: "a parent of the path is a file, not a folder"}
+                 errno.ENOTDIR: "a parent of the path is a file, not a folder",
+                 errno.EEXIST: "a parent of the path is a file, not a folder"}
 
 
 def _as_data_error(exc: OSError, target: Path) -> DataError | None:

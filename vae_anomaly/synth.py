@@ -28,6 +28,19 @@ from .params import validate_params as _validate
 AUTO_STEPS = 3000
 
 
+def _check_labels(y: Any) -> None:
+    """Missing or infinite labels, named by row (imbalanced-learn would say only "Input contains NaN")."""
+    arr = np.asarray(y)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+    elif arr.dtype.kind == "O":
+        bad = pd.isna(arr)
+    else:
+        return
+    if bad.any():
+        raise DataError("missing or infinite label", column="y", row=int(np.argwhere(bad)[0][0]))
+
+
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
@@ -127,6 +140,7 @@ class VAEOversampler(BaseOverSampler):
         from imblearn.utils import check_target_type
         from sklearn.utils.multiclass import check_classification_targets
 
+        _check_labels(y)
         # One-hot (multilabel-indicator) and column-vector targets, as imbalanced-learn accepts them.
         y_checked, binarize = check_target_type(np.asarray(y), indicate_one_vs_all=True)
         X_in, y_arr = self._validate(X, y_checked)
@@ -157,6 +171,7 @@ class VAEOversampler(BaseOverSampler):
     def fit(self, X: Any, y: Any) -> VAEOversampler:
         """Validate and fit the generator (imbalanced-learn's ``fit``); use :meth:`fit_resample` to resample."""
 
+        _check_labels(y)
         X_in, y_arr = self._validate(X, y)
         self.sampling_strategy_ = self._strategy(y_arr)
         self.fit_model(X_in, y_arr)
@@ -187,10 +202,6 @@ class VAEOversampler(BaseOverSampler):
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != len(X_in):
             raise DataError(f"y must be 1-D with one label per row: {len(X_in)} rows, y shaped {y_arr.shape}")
-        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
-            raise DataError("missing or infinite label", column="y", row=int(np.flatnonzero(~np.isfinite(y_arr))[0]))
-        if y_arr.dtype.kind == "O" and pd.isna(y_arr).any():
-            raise DataError("missing label", column="y", row=int(np.flatnonzero(pd.isna(y_arr))[0]))
         classes, counts = np.unique(y_arr, return_counts=True)
         if len(classes) < 2:
             raise DataError(f"y has a single class ({_py(classes[0])!r}); over-sampling needs at least two", column="y")
