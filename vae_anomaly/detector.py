@@ -170,6 +170,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         with torch_threads(self.n_jobs):
             self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns, scaling=self.scaling)
             data = model_input(self.preprocessor_, X)
+            if len(data) < 2:
+                raise DataError(f"got {len(data)} sample; a detector needs at least 2 samples (n_samples = 1)")
             self.n_features_in_ = data.shape[1] if data.ndim == 2 else int(np.prod(data.shape[1:]))
             if hasattr(X, "columns"):
                 self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)

@@ -43,6 +43,10 @@ class DataError(VAEAnomalyError, ValueError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+class DataTypeError(DataError, TypeError):
+    """Values of a type that cannot be numbers (a dict in a numeric array)."""
+
+
 class SchemaError(DataError):
     """Data whose columns, types or shape differ from what a fitted model expects."""
 

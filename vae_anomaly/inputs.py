@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .data.transform import ImageScaler, TabularTransformer
-from .errors import DataError
+from .errors import DataError, SchemaError
 
 Preprocessor = TabularTransformer | ImageScaler
 
@@ -18,8 +18,38 @@ def is_image_input(X: Any) -> bool:
     return not isinstance(X, pd.DataFrame) and np.asarray(X).ndim in (3, 4)
 
 
+def check_array_input(X: Any, *, source: str | Path | None = None) -> Any:
+    """What scikit-learn's ``check_array`` refuses, refused with the project's errors (and its wording,
+    so scikit-learn's estimator checks recognise them): sparse, complex, non-numeric objects, 1-D input,
+    no samples or no features."""
+    from .errors import DataTypeError
+
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] == 0:
+            raise DataError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.", file=source)
+        return X
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise DataError("sparse input is not supported: pass a dense array (X.toarray()) or a DataFrame",
+                        file=source)
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise DataError("Complex data not supported", file=source)
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataTypeError(f"array is not numeric: {exc}", file=source) from exc
+    if arr.ndim < 2:
+        raise SchemaError(f"expected a 2-D table (n, d) or images, got an array shaped {arr.shape}. Reshape your data "
+                          "with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample", file=source)
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise DataError(f"0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.", file=source)
+    return arr
+
+
 def fit_preprocessor(X: Any, *, categorical_columns: list[str] | None = None, scaling: str = "robust",
                      source: str | Path | None = None) -> Preprocessor:
+    X = check_array_input(X, source=source)
     if isinstance(X, pd.DataFrame) or np.asarray(X).ndim == 2:
         return TabularTransformer(categorical_columns=categorical_columns, scaling=scaling).fit(X, source=source)
     arr = np.asarray(X)
@@ -31,16 +61,19 @@ def fit_preprocessor(X: Any, *, categorical_columns: list[str] | None = None, sc
 
 def model_input(pre: Preprocessor, X: Any, *, source: str | Path | None = None, first_row: int = 0) -> np.ndarray:
     """Validated float32 model input: (n, d) for tables, (n, C, H, W) for images."""
+    X = check_array_input(X, source=source)
     if isinstance(pre, ImageScaler):
         return pre.transform(X, source=source, first_row=first_row)
     if not isinstance(X, pd.DataFrame):
         arr = np.asarray(X)
         if arr.ndim != 2:
-            from .errors import SchemaError
-
-            raise SchemaError(f"the model expects a table (n, {len(pre.columns_)}), got an array shaped {arr.shape}",
+            raise SchemaError(f"the model expects a table (n, {len(pre.columns_)}), got an array shaped {arr.shape}. "
+                              "Reshape your data", file=source)
+        if arr.shape[1] != len(pre.columns_):
+            raise SchemaError(f"X has {arr.shape[1]} features, but the model is expecting {len(pre.columns_)} "
+                              f"features as input (expected {len(pre.columns_)} columns, got {arr.shape[1]})",
                               file=source)
-        if not pre.from_array_ and arr.shape[1] == len(pre.columns_):
+        if not pre.from_array_:
             X = pd.DataFrame(arr, columns=pre.columns_)
     return pre.transform(X, source=source, first_row=first_row)
 

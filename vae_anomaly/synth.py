@@ -80,7 +80,7 @@ class VAEOversampler(BaseOverSampler):
         "filter_anomalous": [BOOL],
         "anomaly_quantile": [Interval(float, 0, 1, closed="right")],
         "min_distance": [NONE, Options(("auto",)), Interval(float, 0, None)],
-        "min_class_rows": [Interval(int, 2, None)],
+        "min_class_rows": [Interval(int, 1, None)],
         "sample_noise": [BOOL],
         "latent_sampling": [Options(("posterior", "prior"))],
         "max_rounds": [Interval(int, 1, 1000)],

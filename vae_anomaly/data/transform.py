@@ -144,7 +144,8 @@ class TabularTransformer:
         else:
             names = self.columns_
             if arr.shape[1] != len(names):
-                raise SchemaError(f"expected {len(names)} columns, got {arr.shape[1]}", file=source)
+                raise SchemaError(f"X has {arr.shape[1]} features, but the model is expecting {len(names)} features "
+                                  f"as input (expected {len(names)} columns, got {arr.shape[1]})", file=source)
         if arr.dtype.kind not in "biuf":
             try:
                 arr = arr.astype(np.float64)
@@ -171,7 +172,7 @@ class TabularTransformer:
         for block in self.blocks:
             col = frame[block.name]
             if col.isna().any():
-                raise DataError("missing value", file=source, column=block.name,
+                raise DataError("missing value (NaN or empty cell)", file=source, column=block.name,
                                 row=first_row + int(np.flatnonzero(col.isna().to_numpy())[0]))
             if block.kind == "numeric":
                 p = self.numeric_[block.name]
@@ -182,7 +183,7 @@ class TabularTransformer:
                                     column=block.name, row=first_row + pos)
                 v = vals.to_numpy(dtype=np.float64)
                 if not np.isfinite(v).all():
-                    raise DataError("infinite value", file=source, column=block.name,
+                    raise DataError("infinite value (inf)", file=source, column=block.name,
                                     row=first_row + int(np.flatnonzero(~np.isfinite(v))[0]))
                 out[:, block.start] = (v - p["center"]) / p["scale"]
             else:
