@@ -13,7 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 ADBENCH = Path(os.environ.get("VAE_ANOMALY_ADBENCH", ROOT.parent / "shared" / "datasets" / "adbench"))
 QUALITY_SETS = ["6_cardio", "38_thyroid", "23_mammography", "30_satellite", "28_pendigits", "2_annthyroid",
                 "40_vowels", "42_WBC", "29_Pima", "32_shuttle"]
+LARGER_SETS = ["22_magic.gamma", "1_ALOI", "5_campaign", "34_smtp", "8_celeba", "33_skin", "10_cover"]
+ALL_QUALITY_SETS = QUALITY_SETS + LARGER_SETS
 SCALE_SETS = ["11_donors", "16_http"]
+MAX_QUALITY_ROWS = 12_000  # the protocol's stratified sample per set: every set weighs the same
+
+
+def stratified_sample(X: np.ndarray, y: np.ndarray, max_rows: int = MAX_QUALITY_ROWS, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_rows`` rows with the anomaly share kept (seeded)."""
+    if len(X) <= max_rows:
+        return X, y
+    from sklearn.model_selection import train_test_split
+
+    keep, _, y_keep, _ = train_test_split(np.arange(len(X)), y, train_size=max_rows, stratify=y, random_state=seed)
+    return X[keep], y_keep
 
 
 def load_adbench(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     threshold : "contamination" (quantile of training scores), "fpr" (``target_fpr`` on the
         held-out validation split, or on clean data given to :meth:`calibrate_threshold`), or
         "fixed" (``threshold_value``).
+    trim_fraction : loss truncation: after the first 10% of training, each batch's highest-loss share of rows
+        is left out of the gradient, so the model does not learn to reconstruct the anomalies hidden in
+        its training data. "contamination" uses ``contamination``; 0 turns it off.
     n_jobs : torch threads while fitting and scoring; None = ``VAE_ANOMALY_THREADS`` or half the cores.
     """
 
@@ -73,6 +76,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "categorical_columns": [NONE, Check(string_list, "a list of column names")],
         "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
                          "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
+        "trim_fraction": [Options(("contamination",)), Interval(float, 0, 0.5, closed="left")],
         "n_jobs": [N_JOBS],
         "random_state": [SEED],
         "verbose": [BOOL],
@@ -105,6 +109,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
+        trim_fraction: float | Literal["contamination"] = 0.0,
         n_jobs: int | None = None,
         random_state: int | None = None,
         verbose: bool = False,
@@ -133,6 +138,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.noise_level = noise_level
         self.categorical_columns = categorical_columns
         self.device = device
+        self.trim_fraction = trim_fraction
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -187,6 +193,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 epochs=self._epochs_for(len(data)), batch_size=self.batch_size, lr=self.lr,
                 weight_decay=self.weight_decay, val_fraction=self.val_fraction, patience=self.patience,
                 device=self.device, seed=seed, progress=self.verbose, noise=self.noise, noise_level=self.noise_level,
+                trim=self.contamination if self.trim_fraction == "contamination" else float(self.trim_fraction),
                 checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume)
             self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
             self.history_ = self.train_result_.history

@@ -48,12 +48,18 @@ class TrainConfig:
     progress: bool = False
     noise: NoiseKind | None = None
     noise_level: float = 0.2
+    # Loss truncation: from ``trim_start`` (share of training) on, each batch's ``trim`` share of
+    # highest-loss rows is left out of the gradient; before it the model learns the bulk of the data.
+    trim: float = 0.0
+    trim_start: float = 0.1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.trim < 1 or not 0 <= self.trim_start <= 1:
+            raise ConfigError(f"trim must lie in [0, 1) and trim_start in [0, 1], got {self.trim}, {self.trim_start}")
         if self.noise not in (None, "gaussian", "salt_pepper", "mask"):
             raise ConfigError(f"noise must be None, 'gaussian', 'salt_pepper' or 'mask', not {self.noise!r}")
 
@@ -224,8 +230,9 @@ def _run_epoch(model: nn.Module, loss_fn: Callable[..., Any], opt: torch.optim.O
         cb = None if c_tr is None else c_tr[idx]
         progress = (epoch * steps + step) / (cfg.epochs * steps)
         inp = corrupt(xb, cfg.noise, cfg.noise_level) if cfg.noise else xb
+        trim = cfg.trim if progress >= cfg.trim_start else 0.0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = loss_fn(inp, cb, progress, target=xb if cfg.noise else None)
+            out = loss_fn(inp, cb, progress, target=xb if cfg.noise else None, **({"trim": trim} if trim else {}))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.grad_clip:

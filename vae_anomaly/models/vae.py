@@ -36,6 +36,21 @@ def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+def truncation_mask(row_loss: torch.Tensor, trim: float) -> torch.Tensor:
+    """Rows to keep: all but the ``trim`` share with the highest loss (at least one row is kept).
+
+    Contaminated training data holds the anomalies the model should *not* learn; they are the rows it
+    fits worst, so leaving the worst share of each batch out of the gradient keeps the model from
+    learning to reconstruct them (loss truncation, as in ALTBI, Cho et al. 2024).
+    """
+    n = len(row_loss)
+    drop = min(n - 1, int(math.floor(trim * n))) if trim > 0 else 0
+    if drop <= 0:
+        return torch.ones(n, dtype=torch.bool, device=row_loss.device)
+    cutoff = torch.kthvalue(row_loss.detach().float(), n - drop).values
+    return row_loss.detach() <= cutoff
+
+
 @dataclass
 class LossOutput:
     """The training loss and its parts (batch means, in nats)."""
@@ -137,16 +152,19 @@ class VAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def loss(self, x: torch.Tensor, c: torch.Tensor | None = None, progress: float = 1.0,
-             target: torch.Tensor | None = None) -> LossOutput:
+             target: torch.Tensor | None = None, trim: float = 0.0) -> LossOutput:
         """Negative ELBO with the beta / capacity / warm-up weighting; ``progress`` in [0, 1].
 
         ``target`` (denoising) is the clean input the decoder must reproduce from a corrupted ``x``.
+        ``trim`` leaves the batch's highest-loss share of rows out of the mean (loss truncation).
         """
         mu, logvar = self.encode(x, c)
         z = self.reparameterize(mu, logvar)
         target = x if target is None else target
-        nll = self.likelihood.nll(self.decode(z, c), target.flatten(1)).mean()
-        kl = gaussian_kl(mu, logvar).sum(1).mean()
+        nll_rows = self.likelihood.nll(self.decode(z, c), target.flatten(1))
+        kl_rows = gaussian_kl(mu, logvar).sum(1)
+        keep = truncation_mask(nll_rows + kl_rows, trim)
+        nll, kl = nll_rows[keep].mean(), kl_rows[keep].mean()
         cfg = self.config
         if cfg.capacity is not None:
             cap = cfg.capacity * min(1.0, progress / cfg.capacity_anneal)

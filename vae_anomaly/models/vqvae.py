@@ -145,11 +145,15 @@ class VQVAE(nn.Module):
         return q.view(n, p, d), idx.view(n, p), stats
 
     def loss(self, x: torch.Tensor, c: torch.Tensor | None = None, progress: float = 1.0,
-             target: torch.Tensor | None = None) -> LossOutput:
+             target: torch.Tensor | None = None, trim: float = 0.0) -> LossOutput:
+        from .vae import truncation_mask
+
         q, _, stats = self.quantize(x)
         target = x if target is None else target
-        nll = self.likelihood.nll(self.decode(q), target.flatten(1)).mean()
-        commit = stats["commitment"].mean()
+        nll_rows = self.likelihood.nll(self.decode(q), target.flatten(1))
+        keep = truncation_mask(nll_rows + stats["commitment"], trim)
+        nll = nll_rows[keep].mean()
+        commit = stats["commitment"][keep].mean()
         loss = nll + commit
         return LossOutput(loss, {"loss": loss.detach(), "nll": nll.detach(), "commitment": commit.detach(),
                                  "perplexity": stats["perplexity"].detach(), "code_usage": stats["code_usage"].detach()})
