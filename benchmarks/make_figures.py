@@ -14,7 +14,7 @@ import torch
 
 from vae_anomaly import plots
 from vae_anomaly.generative import GenerativeModel, as_unit_images, psnr, ssim
-from vae_anomaly.train import corrupt
+from vae_anomaly.trainer import corrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "figures"

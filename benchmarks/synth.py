@@ -51,7 +51,7 @@ def main() -> None:
     from sklearn.model_selection import train_test_split
 
     from vae_anomaly import VAEOversampler
-    from vae_anomaly.synth_metrics import column_similarity, correlation_difference, privacy_dcr, utility
+    from vae_anomaly.synthetic_quality import column_similarity, correlation_difference, privacy_dcr, utility
 
     rows, fid_rows = [], []
     agg: dict[tuple[str, str], list[float]] = {}

@@ -33,19 +33,12 @@ def images_28() -> tuple[np.ndarray, np.ndarray]:
 
 
 def ours(X: np.ndarray, epochs: int, batch: int, device: str, architecture: str = "auto") -> float:
-    import torch
+    from vae_anomaly.fitting import fit_model
 
-    from vae_anomaly.inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
-    from vae_anomaly.models import ModelConfig, build_model
-    from vae_anomaly.train import TrainConfig, train
-
-    pre = fit_preprocessor(X)
-    data = model_input(pre, X)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(model_input_shape(pre), blocks=likelihood_layout(pre), architecture=architecture))
-    res = train(model, data, config=TrainConfig(epochs=epochs, batch_size=batch, val_fraction=0.0, patience=None,
-                                                device=device))
-    return res.samples_per_second
+    fitted = fit_model(X, epochs=epochs, batch_size=batch, val_fraction=0.0, random_state=0, n_jobs=-1,
+                       model_options={"architecture": architecture},
+                       train_options={"patience": None, "device": device})
+    return fitted.train_result.samples_per_second
 
 
 def pyod(X: np.ndarray, epochs: int, batch: int, device: str) -> float:
@@ -71,7 +64,7 @@ def test_nll_digits(device: str, epochs: int) -> tuple[float, float]:
     from vae_anomaly.inputs import fit_preprocessor, model_input, model_input_shape
     from vae_anomaly.models import ModelConfig, build_model
     from vae_anomaly.scoring import score_batch
-    from vae_anomaly.train import TrainConfig, train
+    from vae_anomaly.trainer import TrainConfig, train
 
     d = load_digits()
     X = (d.images / 16.0).astype(np.float32)[:, None]

@@ -21,7 +21,7 @@ def load_model(model: str) -> tuple[Any, str, dict[str, Any]]:
 
 @_runtime.data_task
 def score(detector: Any, config: ScoreJobConfig, output: str) -> dict[str, Any]:
-    from vae_anomaly.batch import score_file
+    from vae_anomaly.file_scoring import score_file
 
     return score_file(detector, config.input, output, keep_columns=config.keep_columns,
                       chunk_rows=config.chunk_rows, overwrite=config.overwrite).to_dict()

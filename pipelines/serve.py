@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipelines.deployments import DeploymentSpec, load_flows_file
 from vae_anomaly.errors import ConfigError
-from vae_anomaly.flows_config import DeploymentSpec, load_flows_file
 
 
 def build_deployment(spec: DeploymentSpec, root: Path) -> Any:

@@ -15,7 +15,7 @@ from tests.conftest import DATA
 from vae_anomaly.data import write_idx
 from vae_anomaly.errors import ConfigError, ModelError
 from vae_anomaly.generative import GenerativeModel, as_unit_images, pack_codes, psnr, ssim, unpack_codes
-from vae_anomaly.train import corrupt
+from vae_anomaly.trainer import corrupt
 
 BIN = Path(sys.executable).parent
 

@@ -10,7 +10,7 @@ import torch
 
 from vae_anomaly.models import CVAE, VAE, VQVAE, FeatureBlock, Likelihood, ModelConfig, build_model, gaussian_kl
 from vae_anomaly.models.vqvae import VectorQuantizer
-from vae_anomaly.train import TrainConfig, train
+from vae_anomaly.trainer import TrainConfig, train
 
 
 def test_gaussian_kl_closed_form():

@@ -111,7 +111,7 @@ def test_degenerate_model_and_extreme_input_never_write_scores(fitted, table, tm
 
     from safetensors.torch import load_file, save_file
 
-    from vae_anomaly.batch import score_file
+    from vae_anomaly.file_scoring import score_file
 
     det, path = fitted
     huge = tmp_path / "huge"
@@ -164,7 +164,7 @@ def test_semicolon_csv_is_read_as_columns(tmp_path):
 
 def test_existing_output_is_refused_and_two_writers_exclude_each_other(fitted, table, tmp_path):
     from vae_anomaly.atomic import exclusive_lock
-    from vae_anomaly.batch import score_file
+    from vae_anomaly.file_scoring import score_file
 
     det, _ = fitted
     table.to_csv(tmp_path / "in.csv", index=False)
@@ -185,7 +185,7 @@ def test_checkpoint_files_from_different_epochs_are_refused(digits, tmp_path):
     import shutil
 
     from vae_anomaly.models import ModelConfig, build_model
-    from vae_anomaly.train import TrainConfig, train
+    from vae_anomaly.trainer import TrainConfig, train
 
     X = digits[0][:300]
     cfg = TrainConfig(seed=0, epochs=3, patience=None, checkpoint_dir=str(tmp_path / "ck"))
@@ -540,7 +540,7 @@ def test_best_weights_are_restored_after_early_stopping(digits):
     import torch
 
     from vae_anomaly.models import ModelConfig, build_model
-    from vae_anomaly.train import TrainConfig, train
+    from vae_anomaly.trainer import TrainConfig, train
 
     X = torch.from_numpy(digits[0][:300])
     torch.manual_seed(0)

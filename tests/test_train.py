@@ -12,7 +12,7 @@ from vae_anomaly.device import resolve_device
 from vae_anomaly.errors import DeviceError, ModelError, TrainingError
 from vae_anomaly.models import ModelConfig, build_model
 from vae_anomaly.persist import load_model, save_model
-from vae_anomaly.train import TrainConfig, train
+from vae_anomaly.trainer import TrainConfig, train
 
 
 def _fit(X, **kw):
@@ -122,7 +122,7 @@ def test_load_rejects_corrupt_or_missing(tmp_path):
 
 
 def test_denoising_training_reduces_noise(digits):
-    from vae_anomaly.train import corrupt
+    from vae_anomaly.trainer import corrupt
 
     X, _ = digits
     torch.manual_seed(0)

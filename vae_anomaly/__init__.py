@@ -23,7 +23,7 @@ from .errors import (
 _LAZY = {
     "NotFittedError": ("vae_anomaly.errors", "NotFittedError"),
     "VAEDetector": ("vae_anomaly.detector", "VAEDetector"),
-    "VAEOversampler": ("vae_anomaly.synth", "VAEOversampler"),
+    "VAEOversampler": ("vae_anomaly.oversampler", "VAEOversampler"),
     "load_dataset": ("vae_anomaly.data.dataset", "load_dataset"),
     "TabularTransformer": ("vae_anomaly.data.transform", "TabularTransformer"),
 }
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.dataset import load_dataset
     from .data.transform import TabularTransformer
     from .detector import VAEDetector
-    from .synth import VAEOversampler
+    from .oversampler import VAEOversampler
 
 
 def __getattr__(name: str) -> Any:

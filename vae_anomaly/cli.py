@@ -142,8 +142,8 @@ def score(
     if output is not None:
         check_output(output, "table")
     if model_dir is not None:
-        from .batch import score_file
         from .detector import VAEDetector
+        from .file_scoring import score_file
         from .jobs import default_output
 
         det = VAEDetector.load(model_dir)
@@ -237,7 +237,7 @@ def synthesize(
     from pipelines.synthesize import synthesize_flow
 
     from .jobs.synthesize import SynthJobConfig
-    from .synth import VAEOversampler
+    from .oversampler import VAEOversampler
 
     if output is not None:
         from .outputs import check_output
@@ -375,7 +375,7 @@ def serve(
     """Serve the flows.yaml deployments with their schedules (schedules need a real Prefect server)."""
     import os
 
-    from .flows_config import load_flows_file
+    from pipelines.deployments import load_flows_file
 
     spec = load_flows_file(file)
     if check:

@@ -16,15 +16,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from .errors import ConfigError, DataError, ModelError, NotFittedError, TrainingError
-from .inputs import feature_names, fit_preprocessor, likelihood_layout, model_input, model_input_shape
+from .inputs import feature_names, model_input
 from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
 from .params import validate_params as _validate
 from .scoring import SCORE_METHODS, threshold_from_contamination, threshold_from_fpr
 
 THRESHOLD_METHODS = ("contamination", "fpr", "fixed")
-# Optimisation budget when epochs="auto": about this many gradient steps,
-# whatever the data size (small tables get more epochs, big ones fewer).
-AUTO_STEPS = 3000
 
 
 class VAEDetector(OutlierMixin, BaseEstimator):
@@ -152,13 +149,6 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if self.threshold == "fixed" and self.threshold_value is None:
             raise ConfigError("VAEDetector option 'threshold_value' is needed with threshold='fixed'")
 
-    def _epochs_for(self, n_rows: int) -> int:
-        if self.epochs != "auto":
-            return int(self.epochs)
-        n_train = max(1, int(n_rows * (1 - self.val_fraction)))
-        steps = math.ceil(n_train / min(self.batch_size, n_train))
-        return int(min(200, max(10, math.ceil(AUTO_STEPS / steps))))
-
     def fit(self, X: Any, y: Any = None, *, callbacks: tuple = (), checkpoint_dir: str | Path | None = None,
             resume: bool = False) -> VAEDetector:
         """Fit on ``X`` (labels ``y`` are ignored: the detector is unsupervised).
@@ -166,42 +156,33 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         ``checkpoint_dir`` keeps a checkpoint after every epoch; with ``resume=True`` a matching
         checkpoint there is continued from (a killed fit picks up where it stopped).
         """
-        import torch
-
-        from .device import torch_threads
-        from .models import ModelConfig, build_model
-        from .train import TrainConfig, train
+        from .fitting import fit_model
 
         self._check_params()
-        with torch_threads(self.n_jobs):
-            self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns, scaling=self.scaling)
-            data = model_input(self.preprocessor_, X)
-            if len(data) < 2:
-                raise DataError(f"got {len(data)} sample; a detector needs at least 2 samples (n_samples = 1)")
-            self.n_features_in_ = data.shape[1] if data.ndim == 2 else int(np.prod(data.shape[1:]))
-            if hasattr(X, "columns"):
-                self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-            seed = 0 if self.random_state is None else int(self.random_state)
-            cfg = ModelConfig(
-                input_shape=model_input_shape(self.preprocessor_), kind=self.model,
-                blocks=likelihood_layout(self.preprocessor_), latent_dim=self.latent_dim,
-                hidden_dims=self.hidden_dims, beta=self.beta, capacity=self.capacity, kl_warmup=self.kl_warmup,
-                dropout=self.dropout)
-            torch.manual_seed(seed)
-            self.model_ = build_model(cfg)
-            self.train_config_ = TrainConfig(
-                epochs=self._epochs_for(len(data)), batch_size=self.batch_size, lr=self.lr,
-                weight_decay=self.weight_decay, val_fraction=self.val_fraction, patience=self.patience,
-                device=self.device, seed=seed, progress=self.verbose, noise=self.noise, noise_level=self.noise_level,
-                trim=self.contamination if self.trim_fraction == "contamination" else float(self.trim_fraction),
-                checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume)
-            self.train_result_ = train(self.model_, data, config=self.train_config_, callbacks=callbacks)
-            self.history_ = self.train_result_.history
-            try:
-                self.decision_scores_ = self._scores(data)
-            except DataError as exc:
-                raise TrainingError(f"the trained model gives non-finite scores on its own training data ({exc}); "
-                                    "check the input scaling or lower the learning rate") from exc
+        fitted = fit_model(
+            X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
+            random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
+            categorical_columns=self.categorical_columns, callbacks=callbacks,
+            model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
+                           "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout},
+            train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
+                           "device": self.device, "progress": self.verbose, "noise": self.noise,
+                           "noise_level": self.noise_level, "resume": resume,
+                           "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
+                           "trim": self.contamination if self.trim_fraction == "contamination"
+                           else float(self.trim_fraction)})
+        self.preprocessor_, self.model_ = fitted.preprocessor, fitted.model
+        self.train_config_, self.train_result_ = fitted.train_config, fitted.train_result
+        data = fitted.data
+        self.n_features_in_ = data.shape[1] if data.ndim == 2 else int(np.prod(data.shape[1:]))
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.history_ = self.train_result_.history
+        try:
+            self.decision_scores_ = self._scores(data)
+        except DataError as exc:
+            raise TrainingError(f"the trained model gives non-finite scores on its own training data ({exc}); "
+                                "check the input scaling or lower the learning rate") from exc
         self._fit_threshold()
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         self._set_score_summary(self.decision_scores_)

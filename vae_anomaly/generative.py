@@ -45,14 +45,8 @@ class GenerativeModel:
             batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: str = "auto", progress: bool = False,
             callbacks: tuple = ()) -> GenerativeModel:
         """Train a VAE, CVAE (``y`` given) or VQ-VAE on tables or images."""
-        import torch
+        from .fitting import fit_model
 
-        from .inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
-        from .models import ModelConfig, build_model
-        from .train import TrainConfig, train
-
-        pre = fit_preprocessor(X)
-        data = model_input(pre, X)
         classes, codes = None, None
         if kind == "cvae":
             if y is None:
@@ -61,15 +55,13 @@ class GenerativeModel:
             if len(classes_arr) < 2:
                 raise DataError(f"labels have a single class ({classes_arr[0]!r})")
             classes = [c.item() if hasattr(c, "item") else c for c in classes_arr]
-        cfg = ModelConfig(model_input_shape(pre), kind=kind, blocks=likelihood_layout(pre), latent_dim=latent_dim,
-                          hidden_dims=hidden_dims, architecture=architecture, beta=beta, capacity=capacity,
-                          n_conditions=len(classes) if classes else 0)
-        torch.manual_seed(seed)
-        model = build_model(cfg)
-        res = train(model, data, codes, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                                    device=device, progress=progress, noise=noise,
-                                                    noise_level=noise_level), callbacks=callbacks)
-        return cls(model, pre, classes, {"history": res.history})
+        fitted = fit_model(
+            X, codes, kind=kind, n_conditions=len(classes) if classes else 0, epochs=epochs, batch_size=batch_size,
+            random_state=seed, callbacks=callbacks,
+            model_options={"latent_dim": latent_dim, "hidden_dims": hidden_dims, "architecture": architecture,
+                           "beta": beta, "capacity": capacity},
+            train_options={"lr": lr, "device": device, "progress": progress, "noise": noise, "noise_level": noise_level})
+        return cls(fitted.model, fitted.preprocessor, classes, {"history": fitted.train_result.history})
 
     def save(self, directory: str | Path) -> Path:
         from .persist import save_model
@@ -318,7 +310,7 @@ def denoise_report(gm: GenerativeModel, images: Any, *, evaluate: str | None = N
     """Denoised images (unit scale) and, with ``evaluate``, PSNR/SSIM of noisy vs denoised against ``images``."""
     import torch
 
-    from .train import corrupt
+    from .trainer import corrupt
 
     if not gm.is_image:
         raise ConfigError("denoise works on images with an image model")

@@ -10,7 +10,6 @@ rows it encodes far from the prior's typical set both score high.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import torch
@@ -18,7 +17,6 @@ from torch import nn
 
 from .errors import ConfigError
 
-ScoreMethod = Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"]
 SCORE_METHODS: tuple[str, ...] = ("recon_kl", "neg_elbo", "iwae", "recon", "kl")
 
 

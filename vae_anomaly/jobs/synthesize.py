@@ -64,7 +64,7 @@ def _strategy(config: SynthJobConfig, y: np.ndarray) -> Any:
 def balance(ds: Dataset, config: SynthJobConfig) -> SynthResult:
     from sklearn.model_selection import train_test_split
 
-    from ..synth import VAEOversampler
+    from ..oversampler import VAEOversampler
 
     y = np.asarray(ds.y)
     idx = np.arange(len(y))
@@ -106,7 +106,7 @@ def evaluate(result: SynthResult, seed: int = 0) -> dict[str, float]:
     """Utility against SMOTE and real-only (minority F1 on the real hold-out), fidelity and privacy."""
     from imblearn.over_sampling import SMOTE
 
-    from ..synth_metrics import column_similarity, correlation_difference, privacy_dcr, utility
+    from ..synthetic_quality import column_similarity, correlation_difference, privacy_dcr, utility
 
     def flat(X: Any) -> Any:
         return X if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float32).reshape(len(X), -1)

@@ -60,11 +60,6 @@ class Likelihood(nn.Module):
         self.register_buffer("inverse_order", torch.tensor(inv, dtype=torch.long), persistent=False)
         self._identity_order = self._order == list(range(len(self.blocks)))
 
-    @property
-    def n_outputs(self) -> int:
-        """Width of the decoder output this likelihood reads."""
-        return self.n_features
-
     def clamped_logvar(self) -> torch.Tensor:
         return self.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 

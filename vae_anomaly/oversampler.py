@@ -13,7 +13,6 @@ than real rows usually are to each other (copies of the training data).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,9 @@ import pandas as pd
 from imblearn.over_sampling.base import BaseOverSampler
 
 from .errors import ConfigError, DataError
-from .inputs import fit_preprocessor, is_image_input, likelihood_layout, model_input, model_input_shape
+from .inputs import is_image_input
 from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
 from .params import validate_params as _validate
-
-AUTO_STEPS = 3000
 
 
 def _check_labels(y: Any) -> None:
@@ -215,38 +212,20 @@ class VAEOversampler(BaseOverSampler):
     # ------------------------------------------------------------------ model
     def fit_model(self, X: Any, y: np.ndarray) -> VAEOversampler:
         import torch
-        from sklearn.utils import check_random_state
 
-        from .models import ModelConfig, build_model
+        from .fitting import fit_model
         from .scoring import score_batch
-        from .train import TrainConfig, train
 
-        if self.random_state is None or isinstance(self.random_state, int | np.integer):
-            seed = int(self.random_state or 0)
-        else:  # a RandomState instance, as scikit-learn allows
-            seed = int(check_random_state(self.random_state).randint(2**31))
-        self.seed_ = seed
-        if self.latent_sampling not in ("posterior", "prior"):
-            raise ConfigError(f"latent_sampling must be 'posterior' or 'prior', not {self.latent_sampling!r}")
         self.classes_ = np.unique(y)
-        self.preprocessor_ = fit_preprocessor(X, categorical_columns=self.categorical_columns)
         self.is_image_ = is_image_input(X)
-        data = model_input(self.preprocessor_, X)
         codes = np.searchsorted(self.classes_, y)
-        cfg = ModelConfig(model_input_shape(self.preprocessor_), kind="cvae", blocks=likelihood_layout(self.preprocessor_),
-                          latent_dim=self.latent_dim, hidden_dims=self.hidden_dims, beta=self.beta,
-                          n_conditions=len(self.classes_))
-        torch.manual_seed(seed)
-        self.model_ = build_model(cfg)
-        n_train = max(1, int(len(data) * 0.9))
-        steps = math.ceil(n_train / min(self.batch_size, n_train))
-        epochs = int(self.epochs) if self.epochs != "auto" else int(min(300, max(20, math.ceil(AUTO_STEPS / steps))))
-        from .device import torch_threads
-
-        with torch_threads(self.n_jobs):
-            self.train_result_ = train(self.model_, data, codes, TrainConfig(
-                epochs=epochs, batch_size=self.batch_size, lr=self.lr, device=self.device, seed=seed,
-                progress=self.verbose))
+        fitted = fit_model(
+            X, codes, kind="cvae", n_conditions=len(self.classes_), epochs=self.epochs, batch_size=self.batch_size,
+            random_state=self.random_state, n_jobs=self.n_jobs, categorical_columns=self.categorical_columns,
+            model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta},
+            train_options={"lr": self.lr, "device": self.device, "progress": self.verbose})
+        self.seed_, self.preprocessor_, self.model_ = fitted.seed, fitted.preprocessor, fitted.model
+        self.train_result_, data = fitted.train_result, fitted.data
         # Per-class reference statistics for the filters.
         device = next(self.model_.parameters()).device
         self.real_by_class_: dict[int, np.ndarray] = {}

@@ -1,4 +1,7 @@
-"""``flows.yaml``: the deployments to serve, validated with clear errors naming the entry and field."""
+"""``flows.yaml``: the deployments to serve, validated with clear errors naming the entry and field.
+
+No prefect import here: ``vae-anomaly serve --check`` validates a file in a second.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from vae_anomaly.errors import ConfigError
 
 ENTRYPOINT = re.compile(r"^[\w./-]+\.py:[A-Za-z_]\w*$")
 
@@ -83,15 +86,15 @@ def flow_config_class(entrypoint: str) -> type[BaseModel] | None:
     """The pydantic config of one of this project's flows, by its entrypoint's function name."""
     func = entrypoint.rsplit(":", 1)[-1]
     if func == "train_flow":
-        from .jobs.train import TrainJobConfig
+        from vae_anomaly.jobs.train import TrainJobConfig
 
         return TrainJobConfig
     if func == "score_flow":
-        from .jobs.score import ScoreJobConfig
+        from vae_anomaly.jobs.score import ScoreJobConfig
 
         return ScoreJobConfig
     if func == "synthesize_flow":
-        from .jobs.synthesize import SynthJobConfig
+        from vae_anomaly.jobs.synthesize import SynthJobConfig
 
         return SynthJobConfig
     return None

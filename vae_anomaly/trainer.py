@@ -255,7 +255,15 @@ def train(
     """Fit ``model`` on ``X`` (and conditions ``c``); leaves the best-validation weights loaded."""
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    # The sampling noise of training comes from the seed alone; the caller's global generator is
+    # restored afterwards (a fit never changes what torch.rand gives the user next).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        return _train(model, X, c, cfg, device, callbacks)
+
+
+def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor | None, cfg: TrainConfig,
+           device: torch.device, callbacks: Sequence[EpochCallback]) -> TrainResult:
     gen = torch.Generator().manual_seed(cfg.seed)
 
     # Split: the same seed gives the same validation rows (the detector's fpr threshold uses them).
