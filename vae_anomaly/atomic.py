@@ -41,14 +41,21 @@ def _umask() -> int:
     return mask
 
 
-def _make_parent(target: Path) -> None:
+@contextlib.contextmanager
+def _user_fixable(target: Path) -> Iterator[None]:
+    """OSErrors the user can fix (full disk, read-only folder) become one-line DataErrors naming ``target``."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        yield
     except OSError as exc:
         err = _as_data_error(exc, target)
         if err is None:
             raise
         raise err from exc
+
+
+def _make_parent(target: Path) -> None:
+    with _user_fixable(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
@@ -58,16 +65,11 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
     if target.is_dir():
         raise DataError("the output names a folder; give a file name", file=target)
     _make_parent(target)
-    try:
+    with _user_fixable(target):
         fd, tmp = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp" + target.suffix,
             dir=target.parent,
         )
-    except OSError as exc:
-        err = _as_data_error(exc, target)
-        if err is None:
-            raise
-        raise err from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -116,13 +118,8 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target).absolute()
     _make_parent(target)
-    try:
+    with _user_fixable(target):
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        err = _as_data_error(exc, target)
-        if err is None:
-            raise
-        raise err from exc
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -164,13 +161,8 @@ def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = Fals
     path = Path(path)
     _make_parent(path)
     while True:
-        try:
+        with _user_fixable(path):
             fh = open(path, "a")  # noqa: SIM115 - held for the whole block
-        except OSError as exc:
-            err = _as_data_error(exc, path)
-            if err is None:
-                raise
-            raise err from exc
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError as exc:

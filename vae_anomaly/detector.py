@@ -43,6 +43,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     trim_fraction : loss truncation: after the first 10% of training, each batch's highest-loss share of rows
         is left out of the gradient, so the model does not learn to reconstruct the anomalies hidden in
         its training data. "contamination" uses ``contamination``; 0 turns it off.
+    n_estimators, max_samples : an ensemble of ``n_estimators`` short-trained members, each fitted on its own
+        ``max_samples`` share of the rows with its own seed; each member's scores are normalised by its
+        training scores' median and spread (robust z) and averaged. The ensemble costs about twice one model.
     n_jobs : torch threads while fitting and scoring; None = ``VAE_ANOMALY_THREADS`` or half the cores.
     """
 
@@ -74,6 +77,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
                          "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
         "trim_fraction": [Options(("contamination",)), Interval(float, 0, 0.5, closed="left")],
+        "n_estimators": [Interval(int, 1, 64)],
+        "max_samples": [Interval(float, 0, 1, closed="right")],
         "n_jobs": [N_JOBS],
         "random_state": [SEED],
         "verbose": [BOOL],
@@ -107,6 +112,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         categorical_columns: list[str] | None = None,
         device: str = "auto",
         trim_fraction: float | Literal["contamination"] = 0.0,
+        n_estimators: int = 1,
+        max_samples: float = 0.8,
         n_jobs: int | None = None,
         random_state: int | None = None,
         verbose: bool = False,
@@ -136,6 +143,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.categorical_columns = categorical_columns
         self.device = device
         self.trim_fraction = trim_fraction
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -163,6 +172,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
             random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
             categorical_columns=self.categorical_columns, callbacks=callbacks,
+            n_members=self.n_estimators, member_fraction=self.max_samples,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
                            "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
@@ -178,6 +188,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.history_ = self.train_result_.history
+        self.member_stats_ = self._member_stats(data) if self.n_estimators > 1 else []
         try:
             self.decision_scores_ = self._scores(data)
         except DataError as exc:
@@ -187,6 +198,39 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         self._set_score_summary(self.decision_scores_)
         return self
+
+    def _members(self) -> list[Any]:
+        return self._members_of(self.model_)
+
+    @staticmethod
+    def _members_of(model: Any) -> list[Any]:
+        return list(model.members) if hasattr(model, "members") else [model]
+
+    def _member_stats(self, data: np.ndarray) -> list[list[float]]:
+        """Each member's training-score median and robust spread: the scale that makes members comparable."""
+        raw = self._raw_member_scores(data)
+        stats = []
+        for s in raw:
+            q25, q50, q75 = np.percentile(s, [25, 50, 75])
+            spread = (q75 - q25) / 1.349 if q75 > q25 else float(np.std(s)) or 1.0
+            stats.append([float(q50), float(spread)])
+        return stats
+
+    def _raw_member_scores(self, data: np.ndarray, method: str | None = None) -> list[np.ndarray]:
+        import torch
+
+        from .device import torch_threads
+        from .scoring import score_batch
+
+        out = []
+        with torch_threads(self.n_jobs):
+            for member in self._members():
+                device = next(member.parameters()).device
+                chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[i:i + 4096])).to(device),
+                                      method=method or self.score, n_samples=self.n_samples, seed=i).cpu().numpy()
+                          for i in range(0, len(data), 4096)]
+                out.append(np.concatenate(chunks).astype(np.float64))
+        return out
 
     def _set_score_summary(self, scores: np.ndarray) -> None:
         """Quantiles and range of the training scores: what drift checks and predict_proba need after a load."""
@@ -216,18 +260,29 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         from .device import torch_threads
         from .scoring import score_batch
 
-        device = next(self.model_.parameters()).device
+        members = self._members()
+        # Ensemble members are put on one scale (robust z of their own training scores) for the fitted score;
+        # another method (the promotion's negative ELBO) is averaged in its own units.
+        normalise = len(members) > 1 and (method is None or method == self.score)
         scores, contribs = [], []
         with torch_threads(self.n_jobs):
             for i in range(0, len(data), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(device)
-                out = score_batch(self.model_, xb, method=method or self.score, n_samples=self.n_samples,
-                                  seed=i, per_feature=per_feature)
+                total, total_c = 0.0, 0.0
+                for k, member in enumerate(members):
+                    xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(
+                        next(member.parameters()).device)
+                    out = score_batch(member, xb, method=method or self.score, n_samples=self.n_samples,
+                                      seed=i, per_feature=per_feature)
+                    s_k = (out[0] if per_feature else out).double().cpu().numpy()
+                    if normalise:
+                        center, spread = self.member_stats_[k]
+                        s_k = (s_k - center) / spread
+                    total = total + s_k
+                    if per_feature:
+                        total_c = total_c + out[1].double().cpu().numpy()
+                scores.append(total / len(members))
                 if per_feature:
-                    scores.append(out[0].cpu().numpy())
-                    contribs.append(out[1].cpu().numpy())
-                else:
-                    scores.append(out.cpu().numpy())
+                    contribs.append(total_c / len(members))
         s = np.concatenate(scores).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(s))
         if len(bad):
@@ -308,6 +363,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
             "history": self.history_,
+            "member_stats": self.member_stats_,
         }
         return save_model(directory, self.model_, preprocessing=self.preprocessor_.to_dict(), extra=extra)
 
@@ -357,6 +413,13 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if extra.get("feature_names_in"):
             det.feature_names_in_ = np.asarray(extra["feature_names_in"], dtype=object)
         det.history_ = extra.get("history", [])
+        stats = extra.get("member_stats", [])
+        n_members = len(det._members_of(model))
+        if n_members > 1 and not (isinstance(stats, list) and len(stats) == n_members and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) and math.isfinite(v) for v in p)
+                and p[1] > 0 for p in stats)):
+            raise ModelError(f"{where}: member_stats must hold [center, spread > 0] for each of the {n_members} members")
+        det.member_stats_ = stats
         det.train_score_quantiles_ = quantiles
         det.train_score_min_, det.train_score_max_ = lo, hi
         det.model_meta_ = meta

@@ -21,11 +21,12 @@ AUTO_STEPS = 3000
 AUTO_EPOCHS = (10, 200)
 
 
-def auto_epochs(n_rows: int, batch_size: int, val_fraction: float = 0.1) -> int:
+def auto_epochs(n_rows: int, batch_size: int, val_fraction: float = 0.1, budget: float | None = None) -> int:
+    """Epochs that give about ``budget`` (default ``AUTO_STEPS``) gradient steps, within ``AUTO_EPOCHS``."""
     n_train = max(1, int(n_rows * (1 - val_fraction)))
     steps = math.ceil(n_train / min(batch_size, n_train))
     low, high = AUTO_EPOCHS
-    return int(min(high, max(low, math.ceil(AUTO_STEPS / steps))))
+    return int(min(high, max(low, math.ceil((budget or AUTO_STEPS) / steps))))
 
 
 def seed_of(random_state: Any) -> int:
@@ -65,8 +66,14 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae"
               epochs: int | str = "auto", batch_size: int = 128, val_fraction: float = 0.1,
               random_state: Any = None, n_jobs: int | None = None, scaling: str = "robust",
               categorical_columns: list[str] | None = None, n_conditions: int = 0,
-              callbacks: Sequence[Any] = ()) -> FittedModel:
-    """Fit preprocessing and a VAE-family model on ``X`` (and class codes ``conditions`` for a CVAE)."""
+              callbacks: Sequence[Any] = (), n_members: int = 1, member_fraction: float = 0.8) -> FittedModel:
+    """Fit preprocessing and a VAE-family model on ``X`` (and class codes ``conditions`` for a CVAE).
+
+    ``n_members > 1`` trains an ensemble: each member on its own ``member_fraction`` subsample of the
+    rows with its own seed, and -- with epochs="auto" -- a short budget of 2 x ``AUTO_STEPS`` /
+    ``n_members`` steps, so the whole ensemble costs about twice one model. Members that stop early
+    learn the bulk of the data (inliers are fitted first) and disagree on the rest.
+    """
     from .device import torch_threads
     from .inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
     from .models import ModelConfig
@@ -82,9 +89,46 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae"
             raise DataError(f"got {len(data)} sample; training needs at least 2 samples (n_samples = {len(data)})")
         config = ModelConfig(model_input_shape(pre), kind=kind, blocks=likelihood_layout(pre),
                              n_conditions=n_conditions, **(model_options or {}))
-        model = build_seeded(config, seed)
-        n_epochs = auto_epochs(len(data), batch_size, val_fraction) if epochs == "auto" else int(epochs)
-        train_config = TrainConfig(epochs=n_epochs, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
-                                   **(train_options or {}))
-        result = train(model, data, conditions, config=train_config, callbacks=callbacks)
-    return FittedModel(pre, data, model, train_config, result, seed)
+        if n_members == 1:
+            model = build_seeded(config, seed)
+            n_epochs = auto_epochs(len(data), batch_size, val_fraction) if epochs == "auto" else int(epochs)
+            train_config = TrainConfig(epochs=n_epochs, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
+                                       **(train_options or {}))
+            result = train(model, data, conditions, config=train_config, callbacks=callbacks)
+            return FittedModel(pre, data, model, train_config, result, seed)
+        return _fit_ensemble(pre, data, conditions, config, seed, epochs, batch_size, val_fraction,
+                             dict(train_options or {}), callbacks, n_members, member_fraction)
+
+
+def _fit_ensemble(pre: Any, data: np.ndarray, conditions: np.ndarray | None, config: Any, seed: int,
+                  epochs: int | str, batch_size: int, val_fraction: float, train_options: dict[str, Any],
+                  callbacks: Sequence[Any], n_members: int, member_fraction: float) -> FittedModel:
+    from .models.ensemble import ModelEnsemble
+    from .trainer import TrainConfig, train
+
+    rng = np.random.default_rng(seed)
+    size = max(2, int(round(member_fraction * len(data))))
+    checkpoint_dir = train_options.pop("checkpoint_dir", None)
+    n_epochs = auto_epochs(size, batch_size, val_fraction, budget=2 * AUTO_STEPS / n_members) \
+        if epochs == "auto" else int(epochs)
+    members, results, first_config = [], [], None
+    for i in range(n_members):
+        rows = np.sort(rng.choice(len(data), size=size, replace=False))
+        member_config = TrainConfig(epochs=n_epochs, batch_size=batch_size, val_fraction=val_fraction, seed=seed + i,
+                                    checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/member-{i}",
+                                    **train_options)
+        model = build_seeded(config, seed + i)
+        result = train(model, data[rows], None if conditions is None else conditions[rows], config=member_config,
+                       callbacks=callbacks if i == 0 else ())
+        # Rows this member never saw (outside its subsample, or in its validation split): held out for it.
+        seen = np.zeros(len(data), bool)
+        seen[rows] = True
+        seen[rows[result.val_index]] = False
+        result.val_index = np.flatnonzero(~seen).tolist()
+        members.append(model)
+        results.append(result)
+        first_config = first_config or member_config
+    primary = results[0]
+    primary.member_results = results
+    primary.seconds = sum(r.seconds for r in results)
+    return FittedModel(pre, data, ModelEnsemble(members), first_config, primary, seed)

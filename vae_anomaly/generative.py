@@ -75,6 +75,8 @@ class GenerativeModel:
         from .persist import load_model
 
         model, meta = load_model(directory, device=device)
+        if hasattr(model, "members"):  # a detector ensemble: its first member generates
+            model = model.members[0]
         if not meta.get("preprocessing"):
             raise ModelError(f"{directory}: the model has no preprocessing saved with it")
         extra = meta.get("extra", {})

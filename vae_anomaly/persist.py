@@ -70,6 +70,7 @@ def save_model(directory: str | Path, model: Any, *, preprocessing: dict[str, An
             "format_version": FORMAT_VERSION,
             "library_version": __version__,
             "model_class": type(model).__name__,
+            "n_members": len(model.members) if hasattr(model, "members") else 1,
             "model_config": model.config.to_dict(),
             "preprocessing": preprocessing,
             "weights_sha256": file_sha256(tmp / WEIGHTS),
@@ -137,7 +138,12 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[Any, dict[st
         config = ModelConfig.from_dict(meta["model_config"], source=str(directory / META))
     except ConfigError as exc:
         raise ModelError(str(exc)) from exc
-    model = build_model(config)
+    n_members = meta.get("n_members", 1)
+    from .models.ensemble import MAX_MEMBERS, ModelEnsemble
+
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or not 1 <= n_members <= MAX_MEMBERS:
+        raise ModelError(f"{directory / META}: n_members {n_members!r} must be an integer in [1, {MAX_MEMBERS}]")
+    model = build_model(config) if n_members == 1 else ModelEnsemble([build_model(config) for _ in range(n_members)])
     dev = resolve_device(device)
     try:
         state = load_file(str(directory / WEIGHTS), device="cpu")

@@ -11,7 +11,6 @@ over latent dimensions.
 
 from __future__ import annotations
 
-import hashlib
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,9 @@ FASHION_FILES = {
 
 
 def md5(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 - a published checksum, not security
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .persist import file_sha256
+
+    return file_sha256(path, algorithm="md5")  # a published checksum, not security
 
 
 def download_fashion_mnist(data_dir: str | Path, base_url: str = FASHION_URL) -> None:

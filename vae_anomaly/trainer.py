@@ -76,6 +76,7 @@ class TrainResult:
     samples_per_second: float = 0.0
     val_index: list[int] = field(default_factory=list)  # rows held out for validation (never trained on)
     resumed_from_epoch: int | None = None
+    member_results: list[TrainResult] = field(default_factory=list)  # an ensemble's other members
 
 
 def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
