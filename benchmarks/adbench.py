@@ -74,7 +74,7 @@ def main() -> None:
     if args.auto_steps:
         import vae_anomaly.fitting
 
-        vae_anomaly.fitting.AUTO_STEPS = args.auto_steps
+        vae_anomaly.fitting.DETECTION_STEPS = args.auto_steps
     warnings.filterwarnings("ignore")
     import torch
     from sklearn.metrics import average_precision_score, roc_auc_score

@@ -32,7 +32,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     model : "vae" or "vqvae".
     latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape.
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
-    epochs : an integer, or "auto" for a fixed budget of about 3000 gradient steps (10 to 200 epochs).
+    epochs : an integer, or "auto" for a fixed budget of about 1000 gradient steps (10 to 200 epochs): short on
+        purpose, a detector trained to convergence learns to reconstruct the anomalies in its training data.
     contamination : expected share of anomalies in the training data (PyOD's meaning).
     noise, noise_level : denoising training ("gaussian", "salt_pepper" or "mask"): the model
         reconstructs the clean input from a corrupted copy.
@@ -111,7 +112,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
-        trim_fraction: float | Literal["contamination"] = 0.0,
+        trim_fraction: float | Literal["contamination"] = "contamination",
         n_estimators: int = 1,
         max_samples: float = 0.8,
         n_jobs: int | None = None,
@@ -165,14 +166,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         ``checkpoint_dir`` keeps a checkpoint after every epoch; with ``resume=True`` a matching
         checkpoint there is continued from (a killed fit picks up where it stopped).
         """
-        from .fitting import fit_model
+        from . import fitting
 
         self._check_params()
-        fitted = fit_model(
+        fitted = fitting.fit_model(
             X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
             random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
             categorical_columns=self.categorical_columns, callbacks=callbacks,
-            n_members=self.n_estimators, member_fraction=self.max_samples,
+            n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=fitting.DETECTION_STEPS,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
                            "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
