@@ -44,6 +44,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     trim_fraction : loss truncation: after the first 10% of training, each batch's highest-loss share of rows
         is left out of the gradient, so the model does not learn to reconstruct the anomalies hidden in
         its training data. "contamination" uses ``contamination``; 0 turns it off.
+    architecture : "auto" (conv for images, MLP for tables), "mlp" or "conv".
     n_estimators, max_samples : an ensemble of ``n_estimators`` short-trained members, each fitted on its own
         ``max_samples`` share of the rows with its own seed; each member's scores are normalised by its
         training scores' median and spread (robust z) and averaged. The ensemble costs about twice one model.
@@ -78,6 +79,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
                          "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
         "trim_fraction": [Options(("contamination",)), Interval(float, 0, 0.5, closed="left")],
+        "architecture": [Options(("auto", "mlp", "conv"))],
         "n_estimators": [Interval(int, 1, 64)],
         "max_samples": [Interval(float, 0, 1, closed="right")],
         "n_jobs": [N_JOBS],
@@ -113,6 +115,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         categorical_columns: list[str] | None = None,
         device: str = "auto",
         trim_fraction: float | Literal["contamination"] = "contamination",
+        architecture: Literal["auto", "mlp", "conv"] = "auto",
         n_estimators: int = 1,
         max_samples: float = 0.8,
         n_jobs: int | None = None,
@@ -144,6 +147,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.categorical_columns = categorical_columns
         self.device = device
         self.trim_fraction = trim_fraction
+        self.architecture = architecture
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.n_jobs = n_jobs
@@ -175,7 +179,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             categorical_columns=self.categorical_columns, callbacks=callbacks,
             n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=fitting.DETECTION_STEPS,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
-                           "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout},
+                           "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout,
+                           "architecture": self.architecture},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
                            "device": self.device, "progress": self.verbose, "noise": self.noise,
                            "noise_level": self.noise_level, "resume": resume,
