@@ -20,11 +20,16 @@ def load_model(model: str) -> tuple[Any, str, dict[str, Any]]:
 
 
 @_runtime.data_task
-def score(detector: Any, config: ScoreJobConfig, output: str) -> dict[str, Any]:
+def score(detector: Any, config: ScoreJobConfig, output: str, uri: str, version: dict[str, Any]) -> dict[str, Any]:
+    from vae_anomaly import tracking
     from vae_anomaly.file_scoring import score_file
+    from vae_anomaly.lineage import build_record
 
+    record = build_record(detector=detector, input_path=config.input, model_ref=uri, version_info=version,
+                          tracking_uri=tracking.tracking_uri(),
+                          flow_run_id=_runtime.flow_run_tags().get("prefect.flow_run_id"))
     return score_file(detector, config.input, output, keep_columns=config.keep_columns,
-                      chunk_rows=config.chunk_rows, overwrite=config.overwrite).to_dict()
+                      chunk_rows=config.chunk_rows, overwrite=config.overwrite, lineage=record).to_dict()
 
 
 @_runtime.tracking_task
@@ -62,7 +67,7 @@ def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     config = config or ScoreJobConfig()
     output = config.output or jobs.default_output(config.model)
     detector, uri, version = load_model(config.model)
-    summary = score(detector, config, output)
+    summary = score(detector, config, output, uri, version)
     result = jobs.ScoreResult(summary, uri, version)
     run_id = log_summary(result, config)
     publish_artifacts(result)

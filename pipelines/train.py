@@ -27,8 +27,12 @@ def open_run(config: TrainJobConfig) -> str:
     abandoned = tracking.fail_abandoned_runs(config.experiment)
     if abandoned:
         get_run_logger().warning("marked %d abandoned run(s) FAILED: %s", len(abandoned), ", ".join(abandoned))
+    from vae_anomaly.lineage import git_commit
+
+    commit = git_commit()
     return tracking.start_run(config.experiment, run_name=f"train {config.model_name}",
-                              tags={**_runtime.flow_run_tags(), "job": "train"})
+                              tags={**_runtime.flow_run_tags(), "job": "train",
+                                    **({"mlflow.source.git.commit": commit} if commit else {})})
 
 
 @_runtime.data_task

@@ -165,6 +165,26 @@ def score(
 
 
 @app.command()
+def lineage(
+    scores: Annotated[Path, typer.Argument(help="A scores file (.parquet, or .csv with its .lineage.json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole chain as JSON.")] = False,
+) -> None:
+    """Trace a scores file back to its model version, training run, training data and commit, and verify it.
+
+    Exit code 1 when a check fails (weights changed since scoring, input edited), 2 for unusable input.
+    """
+    from .lineage import format_trace, trace
+
+    result = trace(scores)
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(format_trace(result))
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="Training data.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to save the detector in (new, empty, or a model folder).")],

@@ -86,7 +86,7 @@ def score_drift(train_quantiles: np.ndarray, scores: np.ndarray) -> tuple[float,
     return psi, float(np.max(np.abs(cdf_new - cdf_train)))
 
 
-def _writer(path: Path, fmt: str):  # noqa: ANN202
+def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None):  # noqa: ANN202
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -95,6 +95,8 @@ def _writer(path: Path, fmt: str):  # noqa: ANN202
 
         def write(frame: pd.DataFrame) -> None:
             table = pa.Table.from_pandas(frame, preserve_index=False)
+            if metadata:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
             if "w" not in state:
                 state["w"] = pq.ParquetWriter(path, table.schema)
             state["w"].write_table(table)
@@ -121,7 +123,8 @@ def output_format(path: str | Path) -> str:
 
 
 def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *, keep_columns: Sequence[str] = (),
-               chunk_rows: int = 100_000, progress: bool = False, overwrite: bool = False) -> ScoreSummary:
+               chunk_rows: int = 100_000, progress: bool = False, overwrite: bool = False,
+               lineage: dict[str, Any] | None = None) -> ScoreSummary:
     """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically.
 
     An existing output is refused unless ``overwrite``; a lock beside the output refuses a second
@@ -133,12 +136,22 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
     with exclusive_lock(output_path.parent / f".{output_path.name}.lock", what=str(output_path)):
         if output_path.exists() and not overwrite:
             raise DataError("output already exists; pass --overwrite (overwrite=True) to replace it", file=output_path)
-        return _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
-                           progress=progress)
+        from .lineage import build_record, sidecar_path
+
+        record = lineage or build_record(detector=detector, input_path=input_path)
+        summary = _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
+                              progress=progress, lineage=record)
+        if output_format(output_path) == "csv":
+            import json
+
+            from .atomic import write_text_atomic
+
+            write_text_atomic(sidecar_path(output_path), json.dumps(record, indent=1))
+        return summary
 
 
 def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
-                chunk_rows: int, progress: bool) -> ScoreSummary:
+                chunk_rows: int, progress: bool, lineage: dict[str, Any]) -> ScoreSummary:
     import time
 
     from .data.tabular import iter_table
@@ -154,7 +167,11 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
     reservoir = _Reservoir(RESERVOIR)
     pre = detector.preprocessor_
     with atomic_path(output_path) as tmp:
-        write, close = _writer(tmp, fmt)
+        import json
+
+        from .lineage import PARQUET_KEY
+
+        write, close = _writer(tmp, fmt, {PARQUET_KEY: json.dumps(lineage).encode()})
         try:
             if isinstance(pre, TabularTransformer):
                 keep = list(keep_columns)

@@ -1,0 +1,212 @@
+"""Lineage of a scores file: which model, which training run and data, which input, which code.
+
+Every scores output carries a record: in the Parquet file's key-value metadata (key
+``vae_anomaly.lineage``), or in a sidecar ``NAME.lineage.json`` beside a CSV. :func:`trace` reads it
+back, looks the chain up live in MLflow (model version -> training run -> training data fingerprint
+-> commit) and verifies what can be verified: the weights' hash against the registered artifact and
+the input's fingerprint against the input file, if it is still there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+PARQUET_KEY = b"vae_anomaly.lineage"
+SIDECAR_SUFFIX = ".lineage.json"
+
+
+def input_fingerprint(path: str | Path) -> str:
+    """SHA-256 over the bytes of a file, or of every part of a folder (relative names included), in order."""
+    import hashlib
+
+    from .persist import file_sha256
+
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    h = hashlib.sha256()
+    for part in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))):
+        h.update(str(part.relative_to(path)).encode() + b"\0" + file_sha256(part).encode())
+    return h.hexdigest()
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this code runs from, when it runs from one (not from an installed wheel)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def build_record(*, detector: Any, input_path: str | Path, model_ref: str | None = None,
+                 version_info: dict[str, Any] | None = None, tracking_uri: str | None = None,
+                 flow_run_id: str | None = None) -> dict[str, Any]:
+    """The lineage record of one scoring run."""
+    from ._version import __version__
+
+    info = version_info or {}
+    meta = getattr(detector, "model_meta_", {}) or {}
+    alias = model_ref.split("@", 1)[1] if model_ref and "@" in model_ref else None
+    return {
+        "format": 1,
+        "model_uri": model_ref,
+        "model_name": info.get("name"),
+        "model_version": info.get("version"),
+        "model_alias": alias,
+        "mlflow_run_id": info.get("run_id"),
+        "weights_sha256": meta.get("weights_sha256"),
+        "training_data_sha256": (info.get("tags") or {}).get("data_sha256"),
+        "input": str(Path(input_path).resolve()),
+        "input_sha256": input_fingerprint(input_path),
+        "project_version": __version__,
+        "git_commit": git_commit(),
+        "tracking_uri": tracking_uri,
+        "prefect_flow_run_id": flow_run_id,
+        "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": os.uname().nodename if hasattr(os, "uname") else None,
+    }
+
+
+def sidecar_path(scores: str | Path) -> Path:
+    scores = Path(scores)
+    return scores.with_name(scores.name + SIDECAR_SUFFIX)
+
+
+def read_record(scores: str | Path) -> dict[str, Any]:
+    """The lineage record of a scores file (Parquet metadata or CSV sidecar)."""
+    scores = Path(scores)
+    if not scores.exists():
+        raise DataError("no such scores file", file=scores)
+    if scores.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.ParquetFile(scores).schema_arrow.metadata or {}
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise DataError(f"not a readable Parquet file: {exc}", file=scores) from exc
+        raw = metadata.get(PARQUET_KEY)
+        if raw is None:
+            raise DataError("the file carries no vae-anomaly lineage (written by another tool or an older version)",
+                            file=scores)
+    else:
+        side = sidecar_path(scores)
+        if not side.is_file():
+            raise DataError(f"no lineage sidecar {side.name} beside the scores", file=scores)
+        raw = side.read_bytes()
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"lineage record is not valid JSON: {exc}", file=scores) from exc
+    if not isinstance(record, dict):
+        raise DataError("lineage record is not an object", file=scores)
+    return record
+
+
+def trace(scores: str | Path) -> dict[str, Any]:
+    """The chain from a scores file back to its training data, with every check that could be made.
+
+    Returns ``{"record", "model", "run", "checks": [{"check", "ok", "detail"}], "ok"}``.
+    """
+    record = read_record(scores)
+    checks: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"scores": str(scores), "record": record, "model": None, "run": None, "checks": checks}
+
+    def check(name: str, ok: bool | None, detail: str) -> None:
+        checks.append({"check": name, "ok": ok, "detail": detail})
+
+    if record.get("tracking_uri"):
+        os.environ.setdefault("MLFLOW_TRACKING_URI", record["tracking_uri"])
+    name, version = record.get("model_name"), record.get("model_version")
+    if name and version:
+        _trace_registry(record, out, check)
+    elif record.get("weights_sha256") and record.get("model_uri") and Path(record["model_uri"]).is_dir():
+        from .persist import file_sha256
+
+        actual = file_sha256(Path(record["model_uri"]) / "model.safetensors")
+        check("weights", actual == record["weights_sha256"],
+              f"local model folder {record['model_uri']}: SHA-256 {actual[:12]}... "
+              f"{'matches' if actual == record['weights_sha256'] else 'differs from'} {record['weights_sha256'][:12]}...")
+    else:
+        check("model", None, "no registered model recorded: the scores were made with a model outside the registry")
+    inp = Path(record.get("input", ""))
+    if record.get("input_sha256") and inp.exists():
+        actual = input_fingerprint(inp)
+        check("input", actual == record["input_sha256"],
+              f"{inp}: SHA-256 {actual[:12]}... {'matches' if actual == record['input_sha256'] else 'differs from'} "
+              f"the {record['input_sha256'][:12]}... that was scored")
+    else:
+        check("input", None, f"{inp} is no longer there: its fingerprint cannot be checked")
+    out["ok"] = all(c["ok"] is not False for c in checks)
+    return out
+
+
+def _trace_registry(record: dict[str, Any], out: dict[str, Any], check: Any) -> None:
+    import tempfile
+
+    from . import tracking
+    from .persist import file_sha256
+
+    name, version = record["model_name"], str(record["model_version"])
+    info = tracking.model_version_info(f"models:/{name}/{version}")
+    out["model"] = info
+    run_id = info.get("run_id")
+    check("model version", run_id == record.get("mlflow_run_id"),
+          f"{name} version {version} was registered from run {run_id}"
+          + ("" if run_id == record.get("mlflow_run_id") else f", the scores say {record.get('mlflow_run_id')}"))
+    if run_id:
+        run = tracking.client().get_run(run_id)
+        out["run"] = {"run_id": run_id, "params": dict(run.data.params), "metrics": dict(run.data.metrics),
+                      "git_commit": run.data.tags.get("mlflow.source.git.commit"),
+                      "data_sha256": run.data.params.get("data.sha256")}
+        data_sha = out["run"]["data_sha256"]
+        if record.get("training_data_sha256"):
+            check("training data", data_sha == record["training_data_sha256"],
+                  f"run {run_id} trained on data {str(data_sha)[:16]}...")
+    mlflow = tracking.connection.mlflow_module()
+    with tempfile.TemporaryDirectory(prefix="vae-anomaly-lineage-") as dst:
+        local = Path(tracking.wrap("downloading the registered model", lambda: mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=dst)))
+        found = [p for p in (local / "artifacts" / "detector", local / "detector", local)
+                 if (p / "model.safetensors").is_file()]
+        if not found:
+            check("weights", False, f"models:/{name}/{version} holds no model.safetensors")
+            return
+        actual = file_sha256(found[0] / "model.safetensors")
+        meta = json.loads((found[0] / "model.json").read_text())
+        same = actual == record.get("weights_sha256") == meta.get("weights_sha256")
+        recorded = str(record.get("weights_sha256"))[:12]
+        check("weights", same, f"registered artifact SHA-256 {actual[:12]}..., its model.json "
+                               f"{str(meta.get('weights_sha256'))[:12]}..., the scores' {recorded}...")
+
+
+def format_trace(result: dict[str, Any]) -> str:
+    r = result["record"]
+    lines = [f"scores      {result['scores']}  (scored {r.get('scored_at')}, project {r.get('project_version')}, "
+             f"commit {str(r.get('git_commit'))[:12]})",
+             f"  <- model  {r.get('model_name')} version {r.get('model_version')}"
+             + (f" (alias {r['model_alias']})" if r.get("model_alias") else "")
+             + f", weights {str(r.get('weights_sha256'))[:12]}...",
+             f"  <- run    {r.get('mlflow_run_id')} at {r.get('tracking_uri')}"
+             + (f", Prefect flow run {r['prefect_flow_run_id']}" if r.get("prefect_flow_run_id") else "")]
+    run = result.get("run")
+    if run:
+        keys = [k for k in ("val_auroc", "val_auprc", "val_neg_elbo") if k in run["metrics"]]
+        lines.append("     metrics " + ", ".join(f"{k} {run['metrics'][k]:.4f}" for k in keys))
+        lines.append(f"  <- data   {str(run.get('data_sha256'))[:16]}... (training data fingerprint)")
+        lines.append(f"  <- code   commit {run.get('git_commit')}")
+    lines.append(f"input       {r.get('input')} ({str(r.get('input_sha256'))[:12]}...)")
+    for c in result["checks"]:
+        mark = {True: "ok      ", False: "MISMATCH", None: "skipped "}[c["ok"]]
+        lines.append(f"[{mark}] {c['check']}: {c['detail']}")
+    return "\n".join(lines)
