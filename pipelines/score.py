@@ -28,6 +28,11 @@ def score(detector: Any, config: ScoreJobConfig, output: str, uri: str, version:
     record = build_record(detector=detector, input_path=config.input, model_ref=uri, version_info=version,
                           tracking_uri=tracking.tracking_uri(),
                           flow_run_id=_runtime.flow_run_tags().get("prefect.flow_run_id"))
+    if config.dask:
+        from vae_anomaly.dask_scoring import score_with_cluster
+
+        return score_with_cluster(detector, config.dask, config.input, output, keep_columns=config.keep_columns,
+                                  overwrite=config.overwrite, chunk_rows=config.chunk_rows, lineage=record)
     return score_file(detector, config.input, output, keep_columns=config.keep_columns,
                       chunk_rows=config.chunk_rows, overwrite=config.overwrite, lineage=record).to_dict()
 

@@ -135,12 +135,26 @@ def score(
     keep: Annotated[Optional[list[str]], typer.Option(help="Column copied to the output, not scored (repeatable).")] = None,  # noqa: UP045
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 100_000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    dask: Annotated[Optional[str], typer.Option(help="Score on Dask: local, local:N or tcp://host:8786 "  # noqa: UP045
+                                                "(Parquet in, a folder of Parquet parts out).")] = None,
 ) -> None:
     """Batch-score a file with the registered champion (score flow), or with a local model folder."""
     from .outputs import check_output
 
-    if output is not None:
+    if output is not None and dask is None:
         check_output(output, "table")
+    if model_dir is not None and dask is not None:
+        from .dask_scoring import score_with_cluster
+        from .detector import VAEDetector
+        from .jobs import default_output
+        from .lineage import build_record
+
+        det = VAEDetector.load(model_dir)
+        out = output or Path(default_output(model_dir.name))
+        record = build_record(detector=det, input_path=input_path, model_ref=str(model_dir.resolve()))
+        _print_json(score_with_cluster(det, dask, input_path, out, keep_columns=keep or [], overwrite=overwrite,
+                                       chunk_rows=chunk_rows, lineage=record))
+        return
     if model_dir is not None:
         from .detector import VAEDetector
         from .file_scoring import score_file
@@ -159,7 +173,7 @@ def score(
 
     resolve_model_uri(model)  # a malformed reference is refused before any server starts
     cfg = ScoreJobConfig(model=model, input=str(input_path), output=str(output) if output else None,
-                         keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite)
+                         keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite, dask=dask)
     tie_temporary_servers_to_this_process()
     _print_json(score_flow(cfg))
 

@@ -28,12 +28,19 @@ def input_fingerprint(path: str | Path) -> str:
 
     from .persist import file_sha256
 
+    text = str(path)
     path = Path(path)
     if path.is_file():
         return file_sha256(path)
+    if path.is_dir():
+        root, parts = path, sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    else:  # a glob of Parquet files
+        import glob
+
+        root, parts = Path("/"), sorted(Path(p).absolute() for p in glob.glob(text, recursive=True))
     h = hashlib.sha256()
-    for part in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))):
-        h.update(str(part.relative_to(path)).encode() + b"\0" + file_sha256(part).encode())
+    for part in parts:
+        h.update(str(part.relative_to(root)).encode() + b"\0" + file_sha256(part).encode())
     return h.hexdigest()
 
 
@@ -88,7 +95,12 @@ def read_record(scores: str | Path) -> dict[str, Any]:
     scores = Path(scores)
     if not scores.exists():
         raise DataError("no such scores file", file=scores)
-    if scores.suffix.lower() in (".parquet", ".pq"):
+    if scores.is_dir():  # a distributed run's folder of parts
+        side = scores / "_lineage.json"
+        if not side.is_file():
+            raise DataError("the folder carries no vae-anomaly lineage (_lineage.json)", file=scores)
+        raw = side.read_bytes()
+    elif scores.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         try:

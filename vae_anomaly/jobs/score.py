@@ -21,6 +21,9 @@ class ScoreJobConfig(BaseModel):
     keep_columns: list[str] = Field(default_factory=list, description="columns copied to the output, not scored")
     chunk_rows: int = Field(100_000, gt=0)
     overwrite: bool = Field(False, description="replace an existing output file (refused otherwise)")
+    dask: str | None = Field(None, description="score on Dask: 'local', 'local:N' (N worker processes) or "
+                                               "'tcp://host:8786'; the input is a Parquet file, folder or glob and "
+                                               "the output a folder of parts")
     experiment: str = "vae-anomaly"
 
 
