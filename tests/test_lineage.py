@@ -42,7 +42,7 @@ def _lineage(*args, cwd):
 def test_scores_carry_lineage_and_it_verifies(mlflow_store):
     from vae_anomaly.lineage import read_record, trace
 
-    trained, scored, out = _train_and_score(mlflow_store)
+    trained, _scored, out = _train_and_score(mlflow_store)
     record = read_record(out)
     assert record["model_name"] == "lin" and record["model_version"] == "1" and record["model_alias"] == "champion"
     assert record["mlflow_run_id"] == trained["run_id"] and record["prefect_flow_run_id"]
@@ -58,7 +58,7 @@ def test_scores_carry_lineage_and_it_verifies(mlflow_store):
 
 
 def test_lineage_detects_an_edited_input_and_a_tampered_artifact(mlflow_store):
-    trained, scored, out = _train_and_score(mlflow_store, fmt="csv")
+    _trained, _scored, out = _train_and_score(mlflow_store, fmt="csv")
     assert (mlflow_store / "scores.csv.lineage.json").is_file()
     frame = pd.read_csv(mlflow_store / "in.csv")
     frame.loc[0, "mean_radius"] += 1
