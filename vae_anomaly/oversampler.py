@@ -13,7 +13,7 @@ than real rows usually are to each other (copies of the training data).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,10 @@ class VAEOversampler(BaseOverSampler):
     min_distance : "auto" drops generated rows nearer to a real row than the 1st percentile of the
         real rows' own nearest-neighbour distances (in model space); a float sets the distance; None disables.
     min_class_rows : a class with fewer real rows cannot be learned and is an error.
-    latent_sampling : "posterior" (default) draws z from the posterior q(z | x, c) of a random real row
+    latent_sampling : "interpolate" draws z on the segment between the posterior means of a random real row
+        of the class and one of its ``k_neighbors`` nearest same-class neighbours in z (SMOTE in the latent
+        space, as DeepSMOTE does; decoded rows follow the data's manifold where SMOTE's lines in x cut across).
+        "posterior" (default) draws z from the posterior q(z | x, c) of a random real row
         of the class -- the aggregate posterior the decoder was trained on; with few rows of a class the
         prior N(0, I) has regions the decoder never saw for it. "prior" draws z ~ N(0, I).
     sample_noise : add the decoder's own noise to each generated row. Off by default: the noise is
@@ -79,7 +82,8 @@ class VAEOversampler(BaseOverSampler):
         "min_distance": [NONE, Options(("auto",)), Interval(float, 0, None)],
         "min_class_rows": [Interval(int, 1, None)],
         "sample_noise": [BOOL],
-        "latent_sampling": [Options(("posterior", "prior"))],
+        "latent_sampling": [Options(("posterior", "prior", "interpolate"))],
+        "k_neighbors": [Interval(int, 1, 100)],
         "max_rounds": [Interval(int, 1, 1000)],
         "categorical_columns": [NONE, Check(string_list, "a list of column names")],
         "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
@@ -104,7 +108,8 @@ class VAEOversampler(BaseOverSampler):
         min_distance: float | str | None = "auto",
         min_class_rows: int = 6,
         sample_noise: bool = False,
-        latent_sampling: str = "posterior",
+        latent_sampling: Literal["posterior", "prior", "interpolate"] = "posterior",
+        k_neighbors: int = 5,
         max_rounds: int = 10,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
@@ -125,6 +130,7 @@ class VAEOversampler(BaseOverSampler):
         self.min_class_rows = min_class_rows
         self.sample_noise = sample_noise
         self.latent_sampling = latent_sampling
+        self.k_neighbors = k_neighbors
         self.max_rounds = max_rounds
         self.categorical_columns = categorical_columns
         self.device = device
@@ -263,6 +269,31 @@ class VAEOversampler(BaseOverSampler):
         d = self.nn_index_.kneighbors(rows)[0][:, 1]  # column 0 is the row itself
         return float(np.percentile(d, 1))
 
+    def interpolated_latents(self, m: int, k: int, gen: Any) -> tuple[Any, Any, Any, Any]:
+        """``m`` latent points between class-``k`` rows and their nearest class-``k`` neighbours in z.
+
+        Returns ``(z, base, neighbour, lam)``: ``z = mu[base] + lam * (mu[neighbour] - mu[base])``, lam in [0, 1].
+        A class with a single row gets that row's posterior mean.
+        """
+        import torch
+
+        mu = self.posterior_[k][0].cpu()
+        n_rows = len(mu)
+        base = torch.randint(0, n_rows, (m,), generator=torch.Generator().manual_seed(int(
+            torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device).item())))
+        if n_rows < 2:
+            return mu[base], base, base, torch.zeros(m)
+        kk = min(self.k_neighbors, n_rows - 1)
+        d = torch.cdist(mu, mu)
+        d.fill_diagonal_(float("inf"))
+        neighbours = d.topk(kk, largest=False).indices  # (n_rows, kk)
+        cpu = torch.Generator().manual_seed(int(base.sum()) + m)
+        pick = torch.randint(0, kk, (m,), generator=cpu)
+        other = neighbours[base, pick]
+        lam = torch.rand(m, generator=cpu)
+        z = mu[base] + lam[:, None] * (mu[other] - mu[base])
+        return z, base, other, lam
+
     def sample(self, n: int, cls: Any) -> Any:
         """``n`` generated rows (DataFrame or array like the input) or images of class ``cls``."""
         import torch
@@ -286,7 +317,9 @@ class VAEOversampler(BaseOverSampler):
         while have < n and rounds < self.max_rounds:
             m = max(16, int(1.5 * (n - have)))
             z = torch.randn(m, self.model_.latent_dim, generator=gen, device=device)
-            if self.latent_sampling == "posterior":
+            if self.latent_sampling == "interpolate":
+                z = self.interpolated_latents(m, k, gen)[0].to(device)
+            elif self.latent_sampling == "posterior":
                 mu, logvar = (t.to(device) for t in self.posterior_[k])
                 pick = torch.randint(0, len(mu), (m,), generator=gen, device=device)
                 z = mu[pick] + torch.exp(0.5 * logvar[pick]) * z

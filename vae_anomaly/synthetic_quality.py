@@ -55,7 +55,7 @@ def privacy_dcr(train: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray) -
 
 
 def utility(X_train: Any, y_train: np.ndarray, X_test: Any, y_test: np.ndarray, minority: Any,
-            classifier: str = "logreg", seed: int = 0) -> dict[str, float]:
+            classifier: str = "logreg", seed: int = 0, class_weight: str | None = None) -> dict[str, float]:
     """Train a classifier on (X_train, y_train), test on real held-out rows: minority F1, recall, balanced accuracy."""
     from sklearn.compose import make_column_transformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -70,9 +70,9 @@ def utility(X_train: Any, y_train: np.ndarray, X_test: Any, y_test: np.ndarray, 
     num = [c for c in X_train.columns if c not in cat]
     pre = make_column_transformer((StandardScaler(), num), (OneHotEncoder(handle_unknown="ignore"), cat))
     if classifier == "logreg":
-        clf = LogisticRegression(max_iter=2000)
+        clf = LogisticRegression(max_iter=2000, class_weight=class_weight)
     elif classifier == "gbt":
-        clf = HistGradientBoostingClassifier(random_state=seed)
+        clf = HistGradientBoostingClassifier(random_state=seed, class_weight=class_weight)
     else:
         raise ValueError(f"unknown classifier {classifier!r}")
     model = make_pipeline(pre, clf).fit(X_train, y_train)
