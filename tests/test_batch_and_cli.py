@@ -101,7 +101,7 @@ def test_killed_scoring_leaves_no_partial_output(saved_detector, tmp_path):
 
 def test_flows_yaml_is_valid_and_errors_name_entry_and_field(tmp_path):
     spec = load_flows_file(ROOT / "flows.yaml")
-    assert [d.name for d in spec.deployments] == ["nightly-train", "hourly-score", "weekly-synthesize"]
+    assert [d.name for d in spec.deployments] == ["nightly-train", "hourly-score", "weekly-synthesize", "nightly-score-dask"]
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "f.py").write_text("")
     cases = {

@@ -106,7 +106,8 @@ def test_serve_registers_flows_yaml_deployments_with_schedules(tmp_path):
                 break
             time.sleep(1)
         by_name = {d["name"]: d for d in deps}
-        assert set(by_name) == {"nightly-train", "hourly-score", "weekly-synthesize"}, serve_log.read_text()[-2000:]
+        expected = {"nightly-train", "hourly-score", "weekly-synthesize", "nightly-score-dask"}
+        assert set(by_name) == expected, serve_log.read_text()[-2000:]
         sched = {n: d["schedules"][0]["schedule"] for n, d in by_name.items()}
         assert sched["nightly-train"]["cron"] == "0 2 * * *"
         assert sched["hourly-score"]["interval"] == 3600

@@ -277,10 +277,10 @@ def _train_data(frame: pd.DataFrame, labels: np.ndarray | None):
 
 @pytest.fixture(scope="module")
 def cancer_models(cancer):
-    """A good detector (trained to convergence on benign rows) and a poor one (one epoch)."""
+    """A good detector (trained on benign rows) and a poor one (trained on the malignant rows it should flag)."""
     X, y = cancer
-    good = VAEDetector(random_state=0, epochs=40).fit(X[y == 0])
-    poor = VAEDetector(random_state=0, epochs=1, lr=1e-4).fit(X[y == 0])
+    good = VAEDetector(random_state=0, epochs=40, trim_fraction=0.0).fit(X[y == 0])
+    poor = VAEDetector(random_state=0, epochs=5).fit(X[y == 1])
     return good, poor
 
 
@@ -341,7 +341,7 @@ def test_concurrent_promotions_cannot_leave_the_worse_model_champion(mlflow_stor
     cfg = jobs.TrainJobConfig(model_name="c", experiment="promo")
     base, uri_b = _log(poor, X, "base")
     jobs.promote(poor, data, cfg, model_uri=uri_b, run_id=base)  # v1: a champion both challengers beat
-    mediocre = VAEDetector(random_state=1, epochs=6).fit(X[y == 0])
+    mediocre = VAEDetector(random_state=1, epochs=40, trim_fraction=0.0).fit(X)  # contaminated: between the two
     runs = {"good": _log(good, X, "good"), "mediocre": _log(mediocre, X, "mediocre")}
     real_set = registry.set_champion
 
