@@ -32,4 +32,4 @@ def expected_failures(estimator):
 @parametrize_with_checks([VAEDetector(epochs=2, batch_size=64, random_state=0, n_jobs=1, device="cpu")],
                          expected_failed_checks=expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
+    check(estimator)  # each scikit-learn check raises AssertionError (or the estimator's error) when it fails
