@@ -67,3 +67,71 @@ def mlflow_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return tmp_path
+
+
+def wait_for_http(url: str, proc, timeout: float, log: Path) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or stays silent."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+class PrefectAPIServer:
+    """A real `prefect server start` subprocess: its API URL, the environment that points at it, its log."""
+
+    def __init__(self, url: str, env: dict[str, str], log: Path, home: Path) -> None:
+        self.url, self.env, self.log, self.home = url, env, log, home
+
+    def client(self):  # noqa: ANN201 - httpx.Client on the API
+        import httpx
+
+        return httpx.Client(base_url=self.url, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_server(tmp_path_factory):
+    """One real `prefect server` for the session (schedules and triggers need one; the ephemeral
+    server runs neither). Its scheduler loops every second and schedules at most a few runs ahead,
+    so an interval deployment gets its first run within seconds and does not flood a 2-core machine."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("prefect-api-server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({
+        "PREFECT_HOME": str(home / "home"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "2",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT5S",
+    })
+    log = home / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=home)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for_http(f"{url}/health", proc, 180, log)
+        yield PrefectAPIServer(url, {**env, "PREFECT_API_URL": url}, log, home)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

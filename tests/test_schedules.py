@@ -1,0 +1,94 @@
+"""Schedules, triggers and `prefect deploy` against a real `prefect server` on 127.0.0.1.
+
+The ephemeral server that the other flow tests use runs neither schedules nor triggers, so these
+tests share one real server subprocess (``prefect_api_server`` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+
+TICK_FLOW = '''
+from pathlib import Path
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+
+@flow(name="tick")
+def tick() -> str:
+    out = Path(__file__).with_name("ticks")
+    out.mkdir(exist_ok=True)
+    (out / str(flow_run.get_id())).write_text("ran")
+    return "ran"
+'''
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def deployment_by_name(api, name: str, serve: subprocess.Popen, log: Path, timeout: float = 60) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert serve.poll() is None, log.read_text()[-3000:]
+        found = api.post("/deployments/filter", json={"deployments": {"name": {"any_": [name]}}}).json()
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"deployment {name!r} not registered in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def test_interval_schedule_fires_on_its_own_and_the_run_completes(prefect_api_server, tmp_path):
+    """`vae-anomaly serve` registers an interval deployment; the server's scheduler (not us) creates
+    its runs, and the served runner executes one to COMPLETED. On SQLAlchemy 2.1 the scheduler fails
+    every loop ("Can't evaluate bulk DML statement") and no run is ever created."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tick.py").write_text(TICK_FLOW)
+    (project / "flows.yaml").write_text(
+        "deployments:\n"
+        "  - name: tick-every-3s\n"
+        "    entrypoint: tick.py:tick\n"
+        "    schedule: {interval: 3}\n")
+    log = tmp_path / "serve.log"
+    serve = None
+    try:
+        with open(log, "w") as fh:
+            serve = subprocess.Popen([str(BIN / "vae-anomaly"), "serve", "--file", str(project / "flows.yaml")],
+                                     stdout=fh, stderr=subprocess.STDOUT, cwd=project,
+                                     env={**prefect_api_server.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"})
+        with prefect_api_server.client() as api:
+            dep = deployment_by_name(api, "tick-every-3s", serve, log)
+            assert dep["schedules"][0]["schedule"]["interval"] == 3
+            deadline, runs = time.time() + 75, []
+            while time.time() < deadline:
+                assert serve.poll() is None, log.read_text()[-3000:]
+                runs = api.post("/flow_runs/filter",
+                                json={"flow_runs": {"deployment_id": {"any_": [dep["id"]]}}}).json()
+                if any(r["state_type"] == "COMPLETED" for r in runs):
+                    break
+                time.sleep(1)
+        done = [r for r in runs if r["state_type"] == "COMPLETED"]
+        assert done, (f"no scheduled run completed in 75 s; runs: {[(r['name'], r['state_type']) for r in runs]}\n"
+                      f"server log:\n{prefect_api_server.log.read_text()[-3000:]}\nserve log:\n{log.read_text()[-2000:]}")
+        # Created by the server's scheduler, not by hand, and the flow body really ran.
+        assert done[0]["auto_scheduled"] is True
+        assert (done[0].get("created_by") or {}).get("type") == "SCHEDULE"
+        assert (project / "ticks" / done[0]["id"]).read_text() == "ran"
+    finally:
+        stop(serve)
