@@ -28,8 +28,8 @@ def test_sklearn_contract():
     assert det.set_params(beta=4.0).beta == 4.0
     with pytest.raises(NotFittedError):
         det.predict(np.zeros((2, 3)))
-    with pytest.raises(ConfigError, match="score must be one of"):
-        VAEDetector(score="bogus").fit(np.random.rand(30, 3))
+    with pytest.raises(ConfigError, match="score_method must be one of"):
+        VAEDetector(score_method="bogus").fit(np.random.rand(30, 3))
 
 
 def test_fit_returns_self_and_pyod_attributes():
@@ -59,7 +59,7 @@ def test_scores_are_deterministic_and_detect_anomalies(fitted_cancer):
 @pytest.mark.parametrize("score", ["neg_elbo", "iwae", "recon", "kl"])
 def test_other_score_methods(fitted_cancer, score):
     det, X, y = fitted_cancer
-    det2 = clone(det).set_params(score=score)
+    det2 = clone(det).set_params(score_method=score)
     det2.model_, det2.preprocessor_ = det.model_, det.preprocessor_
     s = det2._scores(det.preprocessor_.transform(X))
     assert np.isfinite(s).all()
@@ -67,7 +67,7 @@ def test_other_score_methods(fitted_cancer, score):
 
     assert roc_auc_score(y, s) > 0.7
     if score == "iwae":  # the IWAE bound on -log p(x) is tighter (smaller) than the negative ELBO
-        det3 = clone(det2).set_params(score="neg_elbo")
+        det3 = clone(det2).set_params(score_method="neg_elbo")
         det3.model_, det3.preprocessor_ = det.model_, det.preprocessor_
         assert np.mean(s) <= np.mean(det3._scores(det.preprocessor_.transform(X))) + 1e-6
 
@@ -77,7 +77,7 @@ def test_recon_kl_decomposes(fitted_cancer):
     total = det.decision_function(X)
     contrib, names = det.feature_contributions(X)
     assert contrib.shape == (len(X), 30) and names[0] == "mean_radius"
-    kl_det = clone(det).set_params(score="kl")
+    kl_det = clone(det).set_params(score_method="kl")
     kl_det.model_, kl_det.preprocessor_ = det.model_, det.preprocessor_
     kl = kl_det.decision_function(X)
     np.testing.assert_allclose(contrib.sum(1) + kl, total, rtol=1e-4, atol=1e-3)
@@ -168,4 +168,4 @@ def test_vqvae_detector(cancer):
 
     assert roc_auc_score(y, det.decision_function(X)) > 0.7
     with pytest.raises(ConfigError, match="IWAE"):
-        clone(det).set_params(score="iwae").fit(X.iloc[:50])
+        clone(det).set_params(score_method="iwae").fit(X.iloc[:50])

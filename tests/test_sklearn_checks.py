@@ -13,11 +13,6 @@ from vae_anomaly import VAEDetector
 PYOD_CONVENTION = {
     "check_outliers_train": "predict returns PyOD's 0/1 (1 = anomaly), not scikit-learn's -1/1",
     "check_outliers_fit_predict": "predict returns PyOD's 0/1 (1 = anomaly), not scikit-learn's -1/1",
-    "check_fit_score_takes_y": "the `score` parameter (PyOD-style score method) shadows scikit-learn's optional "
-                               "score(X, y) method, which a detector does not have",
-    "check_pipeline_consistency": "calls score(X, y); see check_fit_score_takes_y",
-    "check_n_features_in_after_fitting": "calls score(X, y); see check_fit_score_takes_y (predict, "
-                                         "decision_function and predict_proba pass this check's message)",
     "check_outlier_contamination": "constraints are vae_anomaly.params objects (same meaning), not scikit-learn's "
                                    "private _param_validation classes",
     "check_methods_subset_invariance": "float32 matrix products differ by ~1e-7 between batch sizes; the check "

@@ -37,7 +37,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     contamination : expected share of anomalies in the training data (PyOD's meaning).
     noise, noise_level : denoising training ("gaussian", "salt_pepper" or "mask"): the model
         reconstructs the clean input from a corrupted copy.
-    score : "recon_kl" (default, deterministic), "neg_elbo", "iwae", "recon" or "kl".
+    score_method : "recon_kl" (default, deterministic), "neg_elbo", "iwae", "recon" or "kl" (named
+        ``score`` in 0.1.0, which shadowed :meth:`score`; saved models with "score" still load).
     threshold : "contamination" (quantile of training scores), "fpr" (``target_fpr`` on the
         held-out validation split, or on clean data given to :meth:`calibrate_threshold`), or
         "fixed" (``threshold_value``).
@@ -67,7 +68,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "val_fraction": [Interval(float, 0, 0.9)],
         "patience": [NONE, Interval(int, 1, None)],
         "contamination": [Interval(float, 0, 0.5, closed="neither")],
-        "score": [Options(SCORE_METHODS)],
+        "score_method": [Options(SCORE_METHODS)],
         "n_samples": [Interval(int, 1, 100_000)],
         "threshold": [Options(THRESHOLD_METHODS)],
         "target_fpr": [Interval(float, 0, 1, closed="neither")],
@@ -104,7 +105,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         val_fraction: float = 0.1,
         patience: int | None = 10,
         contamination: float = 0.1,
-        score: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
+        score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
         n_samples: int = 16,
         threshold: Literal["contamination", "fpr", "fixed"] = "contamination",
         target_fpr: float = 0.01,
@@ -136,7 +137,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.patience = patience
         self.contamination = contamination
-        self.score = score
+        self.score_method = score_method
         self.n_samples = n_samples
         self.threshold = threshold
         self.target_fpr = target_fpr
@@ -157,8 +158,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
         _validate(type(self).__name__, self.get_params(), self._parameter_constraints)
-        if self.model == "vqvae" and self.score == "iwae":
-            raise ConfigError("VAEDetector option 'score': the IWAE score needs a Gaussian latent; "
+        if self.model == "vqvae" and self.score_method == "iwae":
+            raise ConfigError("VAEDetector option 'score_method': the IWAE score needs a Gaussian latent; "
                               "use 'recon_kl' with a VQ-VAE")
         if self.threshold == "fixed" and self.threshold_value is None:
             raise ConfigError("VAEDetector option 'threshold_value' is needed with threshold='fixed'")
@@ -233,7 +234,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             for member in self._members():
                 device = next(member.parameters()).device
                 chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[i:i + 4096])).to(device),
-                                      method=method or self.score, n_samples=self.n_samples, seed=i).cpu().numpy()
+                                      method=method or self.score_method, n_samples=self.n_samples, seed=i).cpu().numpy()
                           for i in range(0, len(data), 4096)]
                 out.append(np.concatenate(chunks).astype(np.float64))
         return out
@@ -269,7 +270,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         members = self._members()
         # Ensemble members are put on one scale (robust z of their own training scores) for the fitted score;
         # another method (the promotion's negative ELBO) is averaged in its own units.
-        normalise = len(members) > 1 and (method is None or method == self.score)
+        normalise = len(members) > 1 and (method is None or method == self.score_method)
         scores, contribs = [], []
         with torch_threads(self.n_jobs):
             for i in range(0, len(data), batch_size):
@@ -277,7 +278,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 for k, member in enumerate(members):
                     xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(
                         next(member.parameters()).device)
-                    out = score_batch(member, xb, method=method or self.score, n_samples=self.n_samples,
+                    out = score_batch(member, xb, method=method or self.score_method, n_samples=self.n_samples,
                                       seed=i, per_feature=per_feature)
                     s_k = (out[0] if per_feature else out).double().cpu().numpy()
                     if normalise:
@@ -304,17 +305,27 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                           method: str | None = None) -> np.ndarray:
         """Anomaly score of each sample, higher is more anomalous; memory bounded by batching.
 
-        ``method`` scores with another score method than the fitted ``score`` (``threshold_`` belongs to ``score``).
+        ``method`` scores with another score method than the fitted ``score_method`` (``threshold_`` belongs to it).
         """
         self._check_fitted()
         if method is not None:
-            _validate(type(self).__name__, {"score": method}, {"score": self._parameter_constraints["score"]})
-        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row), method=method,
+            _validate(type(self).__name__, {"method": method},
+                      {"method": self._parameter_constraints["score_method"]})
+        return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row,
+                                        owner=type(self).__name__), method=method,
                             source=source, first_row=first_row)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: higher is more normal (the negated decision function)."""
         return -self.decision_function(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean ``score_samples`` of ``X``: higher = more normal data (``y`` is ignored).
+
+        What scikit-learn's model selection maximises (``GridSearchCV``, ``Pipeline.score``) for an
+        unsupervised detector: the held-out rows' mean negated anomaly score.
+        """
+        return float(np.mean(self.score_samples(X)))
 
     def predict(self, X: Any) -> np.ndarray:
         """1 for anomalies (score above ``threshold_``), 0 for normal samples (PyOD's convention)."""
@@ -402,6 +413,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                              "would flag nothing (or everything)")
         if quantiles.ndim != 1 or len(quantiles) < 2 or not np.isfinite(quantiles).all():
             raise ModelError(f"{where}: train_score_quantiles must be finite numbers")
+        if "score" in params and "score_method" not in params:
+            # Saved before the rename (the ``score`` parameter shadowed scikit-learn's score()).
+            params["score_method"] = params.pop("score")
         if params.get("hidden_dims") is not None:
             params["hidden_dims"] = tuple(params["hidden_dims"])
         from .params import check_option_names

@@ -59,8 +59,12 @@ def fit_preprocessor(X: Any, *, categorical_columns: list[str] | None = None, sc
                     file=source)
 
 
-def model_input(pre: Preprocessor, X: Any, *, source: str | Path | None = None, first_row: int = 0) -> np.ndarray:
-    """Validated float32 model input: (n, d) for tables, (n, C, H, W) for images."""
+def model_input(pre: Preprocessor, X: Any, *, source: str | Path | None = None, first_row: int = 0,
+                owner: str = "the model") -> np.ndarray:
+    """Validated float32 model input: (n, d) for tables, (n, C, H, W) for images.
+
+    ``owner`` names the estimator in the feature-count message (scikit-learn's wording, which its checks match).
+    """
     X = check_array_input(X, source=source)
     if isinstance(pre, ImageScaler):
         return pre.transform(X, source=source, first_row=first_row)
@@ -70,7 +74,7 @@ def model_input(pre: Preprocessor, X: Any, *, source: str | Path | None = None, 
             raise SchemaError(f"the model expects a table (n, {len(pre.columns_)}), got an array shaped {arr.shape}. "
                               "Reshape your data", file=source)
         if arr.shape[1] != len(pre.columns_):
-            raise SchemaError(f"X has {arr.shape[1]} features, but the model is expecting {len(pre.columns_)} "
+            raise SchemaError(f"X has {arr.shape[1]} features, but {owner} is expecting {len(pre.columns_)} "
                               f"features as input (expected {len(pre.columns_)} columns, got {arr.shape[1]})",
                               file=source)
         if not pre.from_array_:
