@@ -16,13 +16,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 from distributed import WorkerPlugin  # this module is imported only for distributed scoring
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, SchemaError
 
 PLUGIN_NAME = "vae-anomaly-model"
 SAMPLE_PER_PART = 20_000
@@ -119,35 +120,56 @@ def _score_frame(det: Any, frame: pd.DataFrame, first_row: int, keep: Sequence[s
     return out
 
 
-def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, lineage: str, chunk_rows: int
-               ) -> dict[str, Any]:
-    """Score one input file into ``staging/part-NNNNN.parquet`` (runs on a worker)."""
+def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, schema: Any, lineage: str,
+               chunk_rows: int) -> dict[str, Any]:
+    """Score one input file into ``staging/part-NNNNN.parquet`` (runs on a worker).
+
+    Every part has ``schema`` (fixed before the job from all files), also a part of 0 rows; the part's
+    SHA-256 goes into the folder's manifest for ``lineage`` to verify. The staging folder is never
+    created here: when the job failed and removed it, a task still running stops instead of
+    recreating it, and it also stops between batches once the job left the abort marker.
+    """
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .atomic import atomic_path
+    from .persist import file_sha256
 
     index, file, first_row = task
     det = _worker_detector()
-    target = Path(staging) / f"part-{index:05d}.parquet"
+    folder = Path(staging)
+    target = folder / f"part-{index:05d}.parquet"
+    schema = schema.with_metadata({b"vae_anomaly.lineage": lineage.encode()})
     rows, flagged, sample = 0, 0, []
-    with atomic_path(target) as tmp:
-        writer = None
-        try:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)  # no staging: no part
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=chunk_rows):
+                if (folder / ABORT_MARKER).exists():
+                    raise RuntimeError("the job was aborted")
                 out = _score_frame(det, batch.to_pandas(), first_row + rows, keep, file)
-                table = pa.Table.from_pandas(out, preserve_index=False)
-                table = table.replace_schema_metadata({b"vae_anomaly.lineage": lineage.encode()})
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
+                columns = [pa.array(out["row"].to_numpy(), pa.int64())]
+                columns += [batch.column(c).cast(schema.field(c).type) for c in keep]
+                columns += [pa.array(out["score"].to_numpy(), pa.float64()),
+                            pa.array(out["is_anomaly"].to_numpy(), pa.int8())]
+                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
                 rows += len(out)
                 flagged += int(out["is_anomaly"].sum())
                 sample.append(out["score"].to_numpy()[:: max(1, len(out) // 2000)])
-        finally:
-            if writer is not None:
-                writer.close()
+            if rows == 0:  # a 0-row file still gives a readable part with the same columns
+                writer.write_table(schema.empty_table())
+        digest = file_sha256(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     scores = np.concatenate(sample) if sample else np.empty(0)
-    return {"part": target.name, "rows": rows, "flagged": flagged, "sample": scores[:SAMPLE_PER_PART].tolist()}
+    return {"part": target.name, "rows": rows, "flagged": flagged, "sha256": digest,
+            "sample": scores[:SAMPLE_PER_PART].tolist()}
 
 
 def score_partition(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
@@ -177,63 +199,280 @@ def register_model(client: Any, model_dir: str | Path, threads: int = 1) -> None
     client.register_plugin(ModelPlugin(model_files(model_dir), threads), name=PLUGIN_NAME)
 
 
-def connect(spec: str) -> tuple[Any, Any]:
-    """``local`` / ``local:N`` -> a LocalCluster of N worker processes on 127.0.0.1 (one torch thread each);
-    ``tcp://host:8786`` -> that scheduler. Returns (client, cluster-or-None)."""
-    from distributed import Client, LocalCluster
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
+
+def parse_spec(spec: str) -> int | str:
+    """``local`` -> half the cores (at least 1), ``local:N`` -> N (at most one worker per core),
+    ``tcp://host:port`` -> that address. Anything else is a :class:`ConfigError` naming the option."""
     if spec == "local" or spec.startswith("local:") or spec.startswith("local["):
         raw = spec.removeprefix("local").strip(":[]")
+        cores = available_cores()
         try:
-            n = int(raw) if raw else max(1, (os.cpu_count() or 2) // 2)
+            n = int(raw) if raw else max(1, cores // 2)
         except ValueError:
             raise ConfigError(f"--dask {spec!r}: expected local, local:N or tcp://host:port") from None
         if n < 1:
             raise ConfigError(f"--dask {spec!r}: need at least one worker")
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        return Client(cluster), cluster
+        if n > cores:
+            # Each worker is a process with one torch thread: more workers than cores only adds
+            # processes and memory (local:999 once started workers until the machine gave out).
+            raise ConfigError(f"--dask {spec!r}: at most {cores} local worker processes here (one per core; "
+                              f"this machine gives {cores}); use a tcp:// cluster for more")
+        return n
     if spec.startswith("tcp://"):
+        return spec
+    raise ConfigError(f"--dask {spec!r}: expected local, local:N or tcp://host:port")
+
+
+_QUIET_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+@contextlib.contextmanager
+def quiet_distributed() -> Iterator[None]:
+    """Silence distributed's own logging while our cluster lives, here and in the workers it spawns.
+
+    Our errors reach the user as one line through the client (a worker's exception is re-raised in
+    this process); distributed would otherwise also log the worker's traceback, every closed
+    connection at shutdown (CommClosedError) and every worker's reaction to Ctrl-C.
+    """
+    import logging
+
+    saved = {}
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith(_QUIET_LOGGERS)] + list(_QUIET_LOGGERS):
+        logger = logging.getLogger(name)
+        saved.setdefault(name, logger.level)
+        logger.setLevel(logging.CRITICAL + 1)
+    # Worker processes are spawned (a fresh interpreter) and set up logging from dask's config,
+    # which they read from the environment at import.
+    env = {"DASK_LOGGING__DISTRIBUTED": "critical", "DASK_LOGGING__TORNADO": "critical"}
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(folder: Path, prefix: str) -> None:
+    """Remove ``folder/<prefix><pid>-*`` left by a run of ours that was killed (SIGKILL, power loss): the
+    pid in the name is no longer alive. Another user's or a live run's folders are left alone."""
+    try:
+        entries = list(folder.glob(f"{prefix}*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(prefix):].split("-", 1)[0]
         try:
-            return Client(spec, timeout="10s"), None
+            mine = entry.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if pid.isdigit() and mine and not _pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+TEMP_PREFIX = "vae-anomaly-dask-"
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int) -> Iterator[Any]:
+    """A LocalCluster of ``n_workers`` processes (one thread each) on 127.0.0.1, and its client.
+
+    * Its scratch space (worker folders, the model copy) lives in one temporary folder removed at the end.
+    * Worker processes start with SIGINT blocked (the mask survives fork and exec): Ctrl-C at a terminal
+      reaches every process of the group, and only this one should react -- by closing the cluster --
+      instead of each worker printing its own traceback. A SIGINT that arrives while the workers start
+      is held and delivered here when they are up.
+    * The client closes before the cluster, and distributed's logging stays quiet meanwhile.
+    """
+    import signal
+    import tempfile
+
+    from distributed import Client, LocalCluster
+
+    remove_stale(Path(tempfile.gettempdir()), TEMP_PREFIX)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    cluster = client = None
+    with quiet_distributed():
+        try:
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None, local_directory=str(scratch))
+                client = Client(cluster)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            client.vae_scratch = scratch  # where the model copy goes (see score_with_cluster)
+            yield client
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster_client(spec: str) -> Iterator[Any]:
+    """``local`` / ``local:N`` -> :func:`local_cluster`; ``tcp://host:8786`` -> a client of that scheduler."""
+    import tempfile
+
+    target = parse_spec(spec)
+    if isinstance(target, int):
+        with local_cluster(target) as client:
+            yield client
+        return
+    from distributed import Client
+
+    with quiet_distributed():
+        try:
+            client = Client(target, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"--dask {spec}: cannot reach the Dask scheduler ({exc})") from exc
-    raise ConfigError(f"--dask {spec!r}: expected local, local:N or tcp://host:port")
+        scratch = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+        try:
+            client.vae_scratch = scratch
+            yield client
+        finally:
+            client.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def connect(spec: str) -> tuple[Any, Any]:
+    """``local`` / ``local:N`` -> a LocalCluster of N worker processes on 127.0.0.1 (one torch thread each);
+    ``tcp://host:8786`` -> that scheduler. Returns (client, cluster-or-None); the caller closes both.
+    Prefer :func:`cluster_client`, which also cleans up and keeps distributed quiet."""
+    from distributed import Client, LocalCluster
+
+    target = parse_spec(spec)
+    if isinstance(target, int):
+        cluster = LocalCluster(n_workers=target, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        return Client(target, timeout="10s"), None
+    except OSError as exc:
+        raise ConfigError(f"--dask {spec}: cannot reach the Dask scheduler ({exc})") from exc
+
+
+def output_schema(files: Sequence[Path], keep: Sequence[str]) -> Any:
+    """The one Arrow schema every part is written with: ``row``, the kept columns, ``score``, ``is_anomaly``.
+
+    A kept column's type comes from the input files' schemas (read from their footers, before any work);
+    integer widths widen to int64, ints and floats to float64, an all-null column takes the others' type.
+    Any other difference is refused naming the file and the column: written as it came, one part would be
+    an integer and another a string, and the folder could not be read as one table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = [pa.field("row", pa.int64())]
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise DataError(f"not a readable Parquet file: {exc}", file=f) from exc
+    for c in keep:
+        chosen, origin = None, None
+        for f, schema in zip(files, schemas, strict=True):
+            if c not in schema.names:
+                raise SchemaError("column to keep not found", file=f, column=c)
+            t = schema.field(c).type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            merged = _merge_types(chosen, t)
+            if merged is None:
+                raise SchemaError(f"the kept column is {t} here but {chosen} in {origin}; every file must hold it "
+                                  "with one type (the parts must read back as one table)", file=f, column=c)
+            if merged != chosen:
+                chosen, origin = merged, f
+        fields.append(pa.field(c, chosen if chosen is not None else pa.null()))
+    fields += [pa.field("score", pa.float64()), pa.field("is_anomaly", pa.int8())]
+    return pa.schema(fields)
+
+
+def _merge_types(a: Any, b: Any) -> Any:
+    """The type both ``a`` and ``b`` convert to without loss of meaning, or None."""
+    import pyarrow as pa
+
+    if a is None or pa.types.is_null(a):
+        return b
+    if pa.types.is_null(b) or a == b:
+        return a
+    t = pa.types
+    if t.is_integer(a) and t.is_integer(b):
+        return pa.int64()
+    if (t.is_integer(a) or t.is_floating(a)) and (t.is_integer(b) or t.is_floating(b)):
+        return pa.float64()
+    if (t.is_string(a) or t.is_large_string(a)) and (t.is_string(b) or t.is_large_string(b)):
+        return pa.large_string()
+    return None
 
 
 def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output: str | Path, *,
                   keep_columns: Sequence[str] = (), overwrite: bool = False, chunk_rows: int = 100_000,
                   lineage: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score a Parquet dataset on ``client``'s cluster into the folder ``output`` (committed atomically)."""
+    """Score a Parquet dataset on ``client``'s cluster into the folder ``output`` (committed atomically).
+
+    Refused before any work: an output that is, holds or lies inside the input, and an existing
+    output this tool did not write (see :func:`vae_anomaly.outputs.check_scores_output`).
+    """
     from .detector import VAEDetector
     from .lineage import build_record
+    from .outputs import SCORES_MARKER, check_scores_output
 
     t0 = time.perf_counter()
-    output = Path(output).absolute()
-    if output.exists() and not overwrite:
-        raise DataError("output already exists; pass --overwrite (overwrite=True) to replace it", file=output)
-    if output.exists() and not output.is_dir():
-        raise DataError("distributed scores are a folder of Parquet parts; the output names a file", file=output)
+    output = check_scores_output(output, source, overwrite=overwrite, folder=True)
     files = parquet_files(source)
     counts = row_counts(files)
+    keep = list(keep_columns)
+    schema = output_schema(files, keep)
     det = VAEDetector.load(model_dir)
     record = lineage or build_record(detector=det, input_path=source)
     register_model(client, model_dir)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.staging-{uuid.uuid4().hex[:8]}"
+    remove_stale(output.parent, f".{output.name}.staging-")
+    staging = output.parent / f".{output.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
+    futures: list[Any] = []
     try:
         tasks = [(i, str(f), off) for i, (f, off) in enumerate(zip(files, offsets, strict=True))]
-        futures = client.map(score_part, tasks, keep=list(keep_columns), staging=str(staging),
+        futures = client.map(score_part, tasks, keep=keep, staging=str(staging), schema=schema,
                              lineage=json.dumps(record), chunk_rows=chunk_rows, pure=False)
         parts = client.gather(futures)
-        (staging / "_lineage.json").write_text(json.dumps(record, indent=1))
+        manifest = {**record, "parts": {p["part"]: {"rows": p["rows"], "sha256": p["sha256"]} for p in parts}}
+        (staging / SCORES_MARKER).write_text(json.dumps(manifest, indent=1))
+        # Checked again at the last moment: the folder may have changed while we scored.
+        check_scores_output(output, source, overwrite=overwrite, folder=True)
         if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
+            _replace_folder(staging, output)
+        else:
+            os.replace(staging, output)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _abort(client, futures, staging)
         raise
     from .file_scoring import ScoreSummary, score_drift
 
@@ -247,17 +486,69 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
     return {**summary.to_dict(), "parts": len(parts)}
 
 
+def _replace_folder(new: Path, old: Path) -> None:
+    """Put ``new`` in the place of ``old`` (an earlier output of ours): one exchange where Linux allows."""
+    from .atomic import _exchange
+
+    if _exchange(new, old):
+        shutil.rmtree(new, ignore_errors=True)  # new now holds the old folder
+        return
+    aside = old.with_name(f".{old.name}.old-{os.getpid()}")
+    os.replace(old, aside)
+    os.replace(new, old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+ABORT_MARKER = ".abort"
+
+
+def _executing(keys: set[str], dask_worker: Any = None) -> int:
+    """How many of ``keys`` still run on this worker (cancelled tasks run on until they return)."""
+    return sum(1 for ts in dask_worker.state.executing if str(ts.key) in keys)
+
+
+def _abort(client: Any, futures: Sequence[Any], staging: Path, timeout: float = 30.0) -> None:
+    """Stop a failed run's tasks and remove its staging folder -- after they stopped writing into it.
+
+    Cancelling a future does not stop a task that already runs; each task looks for the abort marker
+    between batches and gives up, and the folder goes only when none of them runs any more (else a
+    task's next temporary file would recreate or refill it).
+    """
+    import contextlib as _contextlib
+
+    with _contextlib.suppress(OSError):
+        (staging / ABORT_MARKER).touch()
+    keys = {str(f.key) for f in futures}
+    with _contextlib.suppress(Exception):
+        client.cancel(list(futures), force=True)
+    deadline = time.monotonic() + timeout
+    while keys and time.monotonic() < deadline:
+        try:
+            if not sum(client.run(_executing, keys, on_error="ignore").values()):
+                break
+        except Exception:  # noqa: BLE001 - a cluster going down has nothing left running
+            break
+        time.sleep(0.1)
+    for _ in range(5):
+        shutil.rmtree(staging, ignore_errors=True)
+        if not staging.exists():
+            break
+        time.sleep(0.2)
+
+
 def score_with_cluster(detector: Any, spec: str, source: str | Path, output: str | Path, **kwargs: Any
                        ) -> dict[str, Any]:
-    """Connect to ``spec`` (see :func:`connect`), score, and close what was opened."""
-    import tempfile
+    """Connect to ``spec`` (see :func:`cluster_client`), score, and close and remove what was opened.
 
-    client, cluster = connect(spec)
-    try:
-        with tempfile.TemporaryDirectory(prefix="vae-anomaly-dask-") as tmp:
-            detector.save(Path(tmp) / "model")
-            return score_dataset(client, Path(tmp) / "model", source, output, **kwargs)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    The output is checked before any cluster starts; the model copy the workers receive lives in the
+    run's scratch folder, removed with it.
+    """
+    from .outputs import check_scores_output
+
+    check_scores_output(output, source, overwrite=bool(kwargs.get("overwrite")), folder=True)
+    keep = list(kwargs.get("keep_columns") or [])
+    parquet_files(source)
+    with cluster_client(spec) as client:
+        model_dir = Path(client.vae_scratch) / "model"
+        detector.save(model_dir)
+        return score_dataset(client, model_dir, source, output, **{**kwargs, "keep_columns": keep})

@@ -134,9 +134,10 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
 
     output_path = Path(output_path)
     with exclusive_lock(output_path.parent / f".{output_path.name}.lock", what=str(output_path)):
-        if output_path.exists() and not overwrite:
-            raise DataError("output already exists; pass --overwrite (overwrite=True) to replace it", file=output_path)
         from .lineage import build_record, sidecar_path
+        from .outputs import check_scores_output
+
+        check_scores_output(output_path, input_path, overwrite=overwrite, folder=False)
 
         record = lineage or build_record(detector=detector, input_path=input_path)
         summary = _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,

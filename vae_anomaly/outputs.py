@@ -6,6 +6,7 @@ for looking at). A suffix that does not fit what is written is refused before an
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,74 @@ def write_rows_or_images(obj: Any, path: str | Path, labels: Any = None) -> Path
         plots.save_png(plots.image_grid(arr[:GRID_MAX]), path)
         return path
     return write_arrays(path, X=arr, y=labels)
+
+
+# ---- where scores may go -------------------------------------------------------------------------------
+
+SCORES_MARKER = "_lineage.json"  # written last into every folder of parts this tool commits
+_PART_NAME = re.compile(r"part-\d{5}\.parquet")
+
+
+def _input_paths(source: str | Path) -> list[Path]:
+    """What a scoring run reads: the path itself, or every file a glob matches (resolved, links followed)."""
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        import glob
+
+        return [Path(p).resolve() for p in glob.glob(text, recursive=True)]
+    return [Path(source).resolve()]
+
+
+def is_scores_output(path: str | Path) -> bool:
+    """True when ``path`` is a scores file or folder this tool wrote (it carries our lineage record)."""
+    import json
+
+    from .lineage import PARQUET_KEY, sidecar_path
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            record = json.loads((path / SCORES_MARKER).read_text())
+            names = [p.name for p in path.iterdir()]
+            return isinstance(record, dict) and "format" in record and all(
+                n == SCORES_MARKER or _PART_NAME.fullmatch(n) for n in names)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return PARQUET_KEY in (pq.ParquetFile(path).schema_arrow.metadata or {})
+        return isinstance(json.loads(sidecar_path(path).read_text()), dict)
+    except Exception:  # noqa: BLE001 - unreadable (any reason) means "not ours"
+        return False
+
+
+def check_scores_output(output: str | Path, source: str | Path, *, overwrite: bool, folder: bool) -> Path:
+    """Refuse, before any work, an output that could destroy data; return it as an absolute path.
+
+    Refused: an output that is the input, holds the input (``--overwrite`` of a parent folder would
+    delete it) or lies inside an input folder (the next run would read the scores as input); an
+    existing output unless ``overwrite``; and even with ``overwrite``, anything this tool did not
+    write -- a folder of the user's own files, a file without our lineage record.
+    """
+    output = Path(output).absolute()
+    out = output.resolve()
+    for inp in _input_paths(source):
+        if out == inp:
+            raise DataError("the output is the input; choose another output", file=output)
+        if inp.is_relative_to(out):
+            raise DataError(f"the output holds the input {inp}; replacing it would delete the input", file=output)
+        if inp.is_dir() and out.is_relative_to(inp):
+            raise DataError(f"the output lies inside the input folder {inp}; the next run would read the "
+                            "scores as input", file=output)
+    if not (output.exists() or output.is_symlink()):
+        return output
+    if not overwrite:
+        raise DataError("output already exists; pass --overwrite (overwrite=True) to replace it", file=output)
+    if folder and not output.is_dir():
+        raise DataError("distributed scores are a folder of Parquet parts; the output names a file", file=output)
+    if not folder and output.is_dir():
+        raise DataError("the output names a folder; give a file name", file=output)
+    if output.is_symlink() or not is_scores_output(output):
+        what = "a folder holding files" if output.is_dir() else "a file"
+        raise DataError(f"the output is {what} this tool did not write; --overwrite replaces only an earlier "
+                        "scores output of vae-anomaly (with its lineage record): choose another output", file=output)
+    return output

@@ -1,0 +1,127 @@
+"""Issue #18 (outputs, Dask, lineage): nothing a user gave us is deleted, every part is readable, lineage
+verifies the scores themselves, a read-only command writes nothing, and a Dask run cleans up after itself.
+
+Real files, a real distributed.LocalCluster of worker processes (1 worker, 1 thread), real subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vae_anomaly import VAEDetector
+from vae_anomaly.errors import DataError
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "VAE_ANOMALY_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    det = VAEDetector(epochs=1, random_state=0, n_jobs=1).fit(frame)
+    det.save(root / "model")
+    return det, root / "model", frame
+
+
+def _parts(folder: Path, frame: pd.DataFrame, n: int = 2, ids: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    step = -(-len(frame) // n)
+    for i in range(n):
+        chunk = frame.iloc[i * step:(i + 1) * step].copy()
+        if ids:
+            chunk["id"] = np.arange(len(chunk)) + 1000 * i
+        chunk.to_parquet(folder / f"p{i}.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client():
+    from vae_anomaly.dask_scoring import connect
+
+    c, cluster = connect("local:1")
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _cli(*args, cwd, timeout=120):
+    return subprocess.run([str(BIN / "vae-anomaly"), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=timeout)
+
+
+# ---- 1. an output never destroys the user's files or the input ---------------------------------------
+
+def test_dask_overwrite_refuses_a_folder_of_the_users_own_files(model, tmp_path):
+    _, model_dir, frame = model
+    _parts(tmp_path / "in", frame)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my thesis")
+    r = _cli("score", tmp_path / "in", "--model-dir", model_dir, "--dask", "local:1", "-o", tmp_path / "mine",
+             "--overwrite", "--keep", "id", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "did not write" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "my thesis"
+
+
+@pytest.mark.parametrize("where", ["input", "parent", "inside"])
+def test_dask_output_that_is_holds_or_lies_inside_the_input_is_refused(model, client, tmp_path, where):
+    from vae_anomaly.dask_scoring import score_dataset
+
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "data" / "in", frame)
+    before = {p: p.read_bytes() for p in src.iterdir()}
+    out = {"input": src, "parent": tmp_path / "data", "inside": src / "scores"}[where]
+    for overwrite in (False, True):
+        with pytest.raises(DataError, match="input"):
+            score_dataset(client, model_dir, src, out, keep_columns=["id"], overwrite=overwrite)
+    assert {p: p.read_bytes() for p in src.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["in"]
+
+
+def test_dask_overwrite_replaces_only_an_earlier_output_of_this_tool(model, client, tmp_path):
+    from vae_anomaly.dask_scoring import score_dataset
+
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame)
+    score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    with pytest.raises(DataError, match="already exists"):
+        score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"], overwrite=True)
+    assert len(pd.read_parquet(tmp_path / "out")) == len(frame)
+    # A stray file of the user's in an earlier output: that folder is no longer only ours.
+    (tmp_path / "out" / "summary.xlsx").write_text("mine")
+    with pytest.raises(DataError, match="did not write"):
+        score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"], overwrite=True)
+    assert (tmp_path / "out" / "summary.xlsx").read_text() == "mine"
+
+
+def test_single_process_overwrite_refuses_a_foreign_file_and_an_output_inside_the_input(model, tmp_path):
+    from vae_anomaly.file_scoring import score_file
+
+    det, _, frame = model
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "report.csv").write_text("my,own\n1,2\n")
+    with pytest.raises(DataError, match="did not write"):
+        score_file(det, tmp_path / "in.csv", tmp_path / "report.csv", overwrite=True)
+    assert (tmp_path / "report.csv").read_text() == "my,own\n1,2\n"
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(DataError, match="did not write"):
+        score_file(det, tmp_path / "in.csv", tmp_path / "other.parquet", overwrite=True)
+    # Our own earlier output is replaced.
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.csv")
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.csv", overwrite=True)
+    # An output inside a folder being scored would be read as input by the next run.
+    src = _parts(tmp_path / "folder", frame, ids=False)
+    with pytest.raises(DataError, match="input"):
+        score_file(det, src, src / "scores.parquet")
+    assert sorted(p.name for p in src.iterdir()) == ["p0.parquet", "p1.parquet"]
