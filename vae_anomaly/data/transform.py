@@ -47,6 +47,10 @@ class TabularTransformer:
     numeric_columns: list[str] | None = None
     categorical_columns: list[str] | None = None
     scaling: Scaling = "robust"
+    # "bernoulli": a numeric column holding exactly two values is a 0/1 flag (lower value 0, upper 1) and the
+    # model gives it a Bernoulli likelihood. Under a Gaussian with a learned variance, a rare flag value costs
+    # a row hundreds of nats and decides its anomaly score alone; under a Bernoulli it costs -log p(flag).
+    binary_columns: Literal["bernoulli", "gaussian"] = "gaussian"
     columns_: list[str] = field(default_factory=list)
     numeric_: dict[str, dict[str, Any]] = field(default_factory=dict)
     categorical_: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -74,10 +78,15 @@ class TabularTransformer:
             else:
                 vals = pd.to_numeric(col).to_numpy(dtype=np.float64)
                 center, scale = self._scale_params(vals)
-                self.numeric_[name] = {
+                two = np.unique(vals[:10_000]) if self.binary_columns == "bernoulli" else ()
+                binary = len(two) == 2 and len(np.unique(vals)) == 2
+                if binary:
+                    center, scale = float(two[0]), float(two[1] - two[0])
+                self.numeric_[name] = {"binary": True} if binary else {}
+                self.numeric_[name].update({
                     "center": center, "scale": scale, "min": float(vals.min()), "max": float(vals.max()),
                     "dtype": str(col.dtype), "integer": bool(pd.api.types.is_integer_dtype(col)),
-                }
+                })
         return self
 
     def _is_categorical(self, name: str, col: pd.Series) -> bool:
@@ -188,7 +197,9 @@ class TabularTransformer:
                 out[:, block.start] = (v - p["center"]) / p["scale"]
             else:
                 cats = self.categorical_[block.name]["categories"]
-                codes = pd.Categorical(col.map(_py), categories=cats).codes
+                # pandas sizes codes to the category count (int8 below 128 categories); the column index
+                # start + code must not be computed in that dtype, or it wraps past 127 columns.
+                codes = pd.Categorical(col.map(_py), categories=cats).codes.astype(np.intp)
                 if (codes < 0).any():
                     pos = int(np.flatnonzero(codes < 0)[0])
                     raise DataError(f"unseen category {col.iloc[pos]!r} (known: {cats[:10]})", file=source,
@@ -231,11 +242,13 @@ class TabularTransformer:
             "type": "tabular", "scaling": self.scaling, "columns": self.columns_, "numeric": self.numeric_,
             "categorical": self.categorical_, "from_array": self.from_array_,
             "numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
+            "binary_columns": self.binary_columns,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TabularTransformer:
-        t = cls(d.get("numeric_columns"), d.get("categorical_columns"), d["scaling"])
+        t = cls(d.get("numeric_columns"), d.get("categorical_columns"), d["scaling"],
+                d.get("binary_columns", "gaussian"))
         t.columns_, t.numeric_, t.categorical_ = list(d["columns"]), dict(d["numeric"]), dict(d["categorical"])
         t.from_array_ = bool(d.get("from_array", False))
         return t
