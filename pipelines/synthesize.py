@@ -47,7 +47,8 @@ def log_run(result: synth_job.SynthResult, metrics: dict[str, float], config: Sy
                                 tags={**_runtime.flow_run_tags(), "job": "synthesize"})
     tracking.log_params(run_id, {"job": config.model_dump(), "output": output,
                                  "sampling_strategy": {str(k): int(v) for k, v in
-                                                       result.oversampler.sampling_strategy_.items()}})
+                                                       result.oversampler.sampling_strategy_.items()},
+                                 "sampling_method": {c: r["method"] for c, r in synth_job.sampling_report(result).items()}})
     tracking.log_dataset(run_id, ds.X, source=ds.source, name=ds.source, fingerprint=ds.fingerprint)
     tracking.log_metrics(run_id, metrics)
     for name, fig in synth_job.figures(result).items():
@@ -66,6 +67,7 @@ def synthesize_flow(config: SynthJobConfig | None = None) -> dict[str, Any]:
     output = config.output or synth_job.default_output(ds)
     result = balance(ds, config)
     path = write(result, config, ds, output)
+    get_run_logger().info("synthetic rows: %s", synth_job.describe_sampling(result))
     metrics = evaluate(result, config)
     run_id = log_run(result, metrics, config, ds, path)
     get_run_logger().info("balanced data: %s; minority F1 real %.3f, SMOTE %s, VAE %.3f", path,

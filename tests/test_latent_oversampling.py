@@ -24,7 +24,7 @@ def mixed():
 @pytest.fixture(scope="module")
 def fitted(mixed):
     frame, y = mixed
-    return VAEOversampler(latent_sampling="interpolate", epochs=20, random_state=0).fit(frame, y)
+    return VAEOversampler(generation="latent", latent_sampling="interpolate", epochs=20, random_state=0).fit(frame, y)
 
 
 def test_interpolated_latents_lie_between_a_row_and_one_of_its_neighbours(fitted):
@@ -52,8 +52,9 @@ def test_interpolated_rows_keep_categorical_and_integer_columns_valid(mixed, fit
 
 def test_the_sampling_option_changes_the_output(mixed):
     frame, y = mixed
-    a = VAEOversampler(latent_sampling="interpolate", epochs=20, random_state=0).fit_resample(frame, y)[0]
-    b = VAEOversampler(latent_sampling="posterior", epochs=20, random_state=0).fit_resample(frame, y)[0]
+    a = VAEOversampler(generation="latent", latent_sampling="interpolate", epochs=20, random_state=0).fit_resample(frame, y)[0]
+    b = VAEOversampler(generation="latent", latent_sampling="posterior", epochs=20, random_state=0).fit_resample(frame, y)[0]
     assert not a.iloc[600:].reset_index(drop=True).equals(b.iloc[600:].reset_index(drop=True))
-    c = VAEOversampler(latent_sampling="interpolate", k_neighbors=1, epochs=20, random_state=0).fit_resample(frame, y)[0]
+    c = VAEOversampler(generation="latent", latent_sampling="interpolate", k_neighbors=1, epochs=20,
+                       random_state=0).fit_resample(frame, y)[0]
     assert not a.iloc[600:].reset_index(drop=True).equals(c.iloc[600:].reset_index(drop=True))

@@ -106,14 +106,15 @@ def test_filters_reject_copies_and_errors(mixed):
     y_small = y.copy()
     y_small[np.flatnonzero(y == 1)[3:]] = 0
     with pytest.raises(DataError, match="class 1 has 3 rows"):
-        VAEOversampler(**FAST).fit_resample(X, y_small)
-    # A copy threshold so large nothing passes: a clear error, not a silent shortfall.
+        VAEOversampler(min_class_rows=6, **FAST).fit_resample(X, y_small)
+    # A copy threshold so large nothing passes: asked to raise, a clear error, not a silent shortfall.
     with pytest.raises(DataError, match="passed the quality and privacy filters"):
-        VAEOversampler(min_distance=1e6, max_rounds=2, **FAST).fit_resample(X, y)
+        VAEOversampler(min_distance=1e6, max_rounds=2, on_shortfall="raise", **FAST).fit_resample(X, y)
     s = VAEOversampler(random_state=0, **FAST)
     s.fit_resample(X, y)
     pre = s.preprocessor_
     syn = pre.transform(s.sample(200, 1))
+    assert s.sampling_report_[1]["relaxed"] == 0
     d = np.min(np.linalg.norm(syn[:, None, :] - pre.transform(X)[None], axis=2), axis=1)
     assert (d >= s.min_distance_[1] - 1e-6).all()
 
@@ -137,5 +138,9 @@ def test_synthesize_flow_end_to_end(mlflow_store):
         assert np.isfinite(m[key]), key
     run = mlflow.MlflowClient().get_run(res["mlflow_run_id"])
     assert run.data.metrics["vae_logreg_f1"] == pytest.approx(m["vae_logreg_f1"])
+    # Which method made the rows, and how many the filters accepted, are on the run.
+    assert run.data.params["sampling_method.malignant"] == "vae-guided interpolation"
+    assert 0 < run.data.metrics["acceptance_rate_malignant"] <= 1
+    assert run.data.metrics["relaxed_rows_malignant"] >= 0
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(res["mlflow_run_id"], "figures")}
     assert "figures/real_vs_synthetic.png" in arts

@@ -1,14 +1,21 @@
-"""``VAEOversampler``: balance classes with rows (or images) sampled from a conditional VAE.
+"""``VAEOversampler``: balance classes with rows (or images) chosen and checked by a conditional VAE.
 
-One CVAE is trained on all classes with the class as its condition; new rows of
-class k are decoded from z ~ N(0, I) with c = k and mapped back through the
-fitted inverse transform (original columns, dtypes, categories; numeric values
-within each column's observed range; integers stay integers). That is a true
-conditional model: asking for a rare class costs the same as a common one.
+One CVAE is trained on all classes with the class as its condition. By default
+(``generation="data"``) new rows of class k are made as SMOTE makes them -- on the
+segment between a real row and one of its nearest same-class neighbours, in data
+space -- but the CVAE decides which rows may seed them and which candidates are kept:
+a candidate the model finds likelier under another class than under k (its class
+log-likelihood ratio, from the ELBO under each label) is dropped. That is the finding
+of Hong et al. 2024 (SMOTE-CLS, arXiv 2405.19757): deep generative oversamplers lose to
+SMOTE on small tables, and a VAE earns its place by choosing where to interpolate, not
+by decoding. ``generation="latent"`` decodes rows from z instead (``latent_sampling``).
 
-Two optional filters guard quality and privacy: drop generated rows the model
-itself scores as anomalous for their class, and drop rows closer to a real row
-than real rows usually are to each other (copies of the training data).
+Rows map back through the fitted inverse transform (original columns, dtypes and
+categories; numeric values within each column's observed range; integers stay integers).
+A class with fewer than ``few_rows`` real rows is too small to learn: it gets plain SMOTE
+interpolation (one row: copies), and ``sampling_method_`` says so. Filters never make
+``fit_resample`` fail where SMOTE would not: a shortfall is topped up with the best
+rejected candidates and reported (``sampling_report_``, ``acceptance_rate_``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from .errors import ConfigError, DataError
 from .inputs import is_image_input
 from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
 from .params import validate_params as _validate
+
+# seed_selection="density": this share of a class's rows, lowest latent density first, never seeds (SMOTE-CLS).
+SEED_DENSITY_QUANTILE = 0.1
 
 
 def _check_labels(y: Any) -> None:
@@ -48,13 +58,26 @@ class VAEOversampler(BaseOverSampler):
     Parameters
     ----------
     sampling_strategy : "auto", a float ratio, a dict {class: target count} or a callable (imbalanced-learn's).
-    filter_anomalous : drop generated rows whose recon+KL score (given their class) exceeds the
-        ``anomaly_quantile`` of the real rows' scores of that class, or that the model explains better
-        with another class as the condition (rows that drifted into another class's region).
+    generation : "data" (default): interpolate between real rows in data space, seeds and candidates
+        chosen by the CVAE (see ``seed_selection``, ``class_filter``). "latent": decode z drawn per
+        ``latent_sampling``.
+    seed_selection : which real rows seed the interpolation ("data" generation): "class" (rows the CVAE
+        assigns to their own class), "density" (all but the lowest-latent-density 10%), "boundary" (rows
+        near the model's class boundary weighted up) or "uniform" (every row, as SMOTE).
+    neighbour_space : "x" finds the interpolation partner among the nearest rows in data space, "z" in
+        the latent space (posterior means).
+    class_filter : drop candidates whose class log-likelihood ratio log p(x|k) - max_j log p(x|j)
+        (negative ELBOs under each label) is below ``llr_margin``: the model puts them in another class.
+    filter_anomalous : drop candidates whose recon+KL score (given their class) exceeds the
+        ``anomaly_quantile`` of the real rows' scores of that class.
     min_distance : "auto" drops generated rows nearer to a real row than the 1st percentile of the
         real rows' own nearest-neighbour distances (in model space); a float sets the distance; None disables.
-    min_class_rows : a class with fewer real rows cannot be learned and is an error.
-    latent_sampling : "interpolate" draws z on the segment between the posterior means of a random real row
+    on_shortfall : "relax" (default) tops a shortfall up with the best rejected candidates and reports it in
+        ``sampling_report_``; "raise" makes it a DataError.
+    few_rows : a class with fewer real rows gets plain SMOTE interpolation (no model guidance or filters; a
+        single row gets copies) -- a CVAE cannot learn a class from a handful of rows.
+    min_class_rows : a class with fewer real rows is an error.
+    latent_sampling : ("latent" generation) "interpolate" draws z on the segment between the posterior means of a random real row
         of the class and one of its ``k_neighbors`` nearest same-class neighbours in z (SMOTE in the latent
         space, as DeepSMOTE does; decoded rows follow the data's manifold where SMOTE's lines in x cut across).
         "posterior" (default) draws z from the posterior q(z | x, c) of a random real row
@@ -77,6 +100,13 @@ class VAEOversampler(BaseOverSampler):
         "epochs": [EPOCHS],
         "batch_size": [Interval(int, 1, 1_000_000)],
         "lr": [Interval(float, 0, 10, closed="right")],
+        "generation": [Options(("data", "latent"))],
+        "seed_selection": [Options(("class", "density", "boundary", "uniform"))],
+        "neighbour_space": [Options(("x", "z"))],
+        "class_filter": [BOOL],
+        "llr_margin": [Interval(float, None, None)],
+        "on_shortfall": [Options(("relax", "raise"))],
+        "few_rows": [Interval(int, 0, None)],
         "filter_anomalous": [BOOL],
         "anomaly_quantile": [Interval(float, 0, 1, closed="right")],
         "min_distance": [NONE, Options(("auto",)), Interval(float, 0, None)],
@@ -103,10 +133,17 @@ class VAEOversampler(BaseOverSampler):
         epochs: int | str = "auto",
         batch_size: int = 128,
         lr: float = 1e-3,
+        generation: Literal["data", "latent"] = "data",
+        seed_selection: Literal["class", "density", "boundary", "uniform"] = "class",
+        neighbour_space: Literal["x", "z"] = "x",
+        class_filter: bool = True,
+        llr_margin: float = 0.0,
+        on_shortfall: Literal["relax", "raise"] = "relax",
+        few_rows: int = 20,
         filter_anomalous: bool = True,
         anomaly_quantile: float = 0.99,
         min_distance: float | str | None = "auto",
-        min_class_rows: int = 6,
+        min_class_rows: int = 1,
         sample_noise: bool = False,
         latent_sampling: Literal["posterior", "prior", "interpolate"] = "posterior",
         k_neighbors: int = 5,
@@ -124,6 +161,13 @@ class VAEOversampler(BaseOverSampler):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.generation = generation
+        self.seed_selection = seed_selection
+        self.neighbour_space = neighbour_space
+        self.class_filter = class_filter
+        self.llr_margin = llr_margin
+        self.on_shortfall = on_shortfall
+        self.few_rows = few_rows
         self.filter_anomalous = filter_anomalous
         self.anomaly_quantile = anomaly_quantile
         self.min_distance = min_distance
@@ -220,7 +264,6 @@ class VAEOversampler(BaseOverSampler):
         import torch
 
         from .fitting import fit_model
-        from .scoring import score_batch
 
         self.classes_ = np.unique(y)
         self.is_image_ = is_image_input(X)
@@ -232,18 +275,23 @@ class VAEOversampler(BaseOverSampler):
             train_options={"lr": self.lr, "device": self.device, "progress": self.verbose})
         self.seed_, self.preprocessor_, self.model_ = fitted.seed, fitted.preprocessor, fitted.model
         self.train_result_, data = fitted.train_result, fitted.data
-        # Per-class reference statistics for the filters.
+        # Per-class reference statistics for seeds and filters.
         device = next(self.model_.parameters()).device
         self.real_by_class_: dict[int, np.ndarray] = {}
+        self.row_llr_: dict[int, np.ndarray] = {}
         self.score_limit_: dict[int, float] = {}
         self.posterior_: dict[int, tuple[Any, Any]] = {}
         self.min_distance_: dict[int, float] = {}
+        self.sampling_report_: dict[Any, dict[str, Any]] = {}
+        self.sampling_method_: dict[Any, str] = {}
+        self.acceptance_rate_ = 1.0
         flat = data.reshape(len(data), -1)
         for k in range(len(self.classes_)):
             rows = data[codes == k]
-            with torch.no_grad():
-                s = score_batch(self.model_, torch.from_numpy(rows).to(device),
-                                torch.full((len(rows),), k, device=device)).cpu().numpy()
+            self.real_by_class_[k] = rows
+            s = self._scores(rows.reshape(len(rows), -1), k)
+            others = [self._scores(rows.reshape(len(rows), -1), j) for j in range(len(self.classes_)) if j != k]
+            self.row_llr_[k] = np.min(others, axis=0) - s
             self.score_limit_[k] = float(np.quantile(s, self.anomaly_quantile))
             with torch.no_grad():
                 mu, logvar = self.model_.encode(torch.from_numpy(rows).to(device),
@@ -294,12 +342,187 @@ class VAEOversampler(BaseOverSampler):
         z = mu[base] + lam[:, None] * (mu[other] - mu[base])
         return z, base, other, lam
 
-    def sample(self, n: int, cls: Any) -> Any:
-        """``n`` generated rows (DataFrame or array like the input) or images of class ``cls``."""
+    # ------------------------------------------------------------ generation
+    def method_for(self, cls: Any) -> str:
+        """Which method produces rows of class ``cls`` (decided by its number of real rows)."""
+        k = self._code(cls)
+        n_rows = len(self.real_by_class_[k])
+        if n_rows < 2:
+            return "copies"  # nothing to interpolate with, nothing to learn from
+        if n_rows < self.few_rows:
+            return "smote"  # too few rows for the CVAE to learn the class: plain interpolation between real rows
+        return "vae-guided interpolation" if self.generation == "data" else f"cvae {self.latent_sampling}"
+
+    def seed_weights(self, k: int) -> np.ndarray:
+        """Selection probability of each real class-``k`` row as an interpolation seed (``seed_selection``).
+
+        "class": rows the CVAE assigns to their own class (class log-likelihood ratio >= 0), uniformly --
+        rows deep in another class's region are label noise or outliers whose segments cut into that class.
+        "density": rows outside the lowest-``SEED_DENSITY_QUANTILE`` latent density of the class (SMOTE-CLS,
+        Hong et al. 2024: low-density points in the CVAE's latent space are noise), uniformly.
+        "boundary": weight sigmoid(-|llr|) -- rows near the class boundary first (Borderline-SMOTE's idea with
+        the model's boundary). "uniform": every row, as SMOTE. Falls back to uniform when fewer than 2 remain.
+        """
+        n_rows = len(self.real_by_class_[k])
+        w = np.ones(n_rows)
+        llr = self.row_llr_[k]
+        if self.seed_selection == "class":
+            w = (llr >= 0).astype(float)
+        elif self.seed_selection == "density":
+            mu = self.posterior_[k][0].numpy()
+            kk = min(self.k_neighbors, n_rows - 1)
+            d = np.sort(np.linalg.norm(mu[:, None] - mu[None], axis=2), axis=1)[:, 1:kk + 1].mean(1)
+            w = (d <= np.quantile(d, 1 - SEED_DENSITY_QUANTILE)).astype(float)
+        elif self.seed_selection == "boundary":
+            w = 1.0 / (1.0 + np.exp(np.clip(np.abs(llr), 0, 50)))
+        if (w > 0).sum() < 2:
+            w = np.ones(n_rows)
+        return w / w.sum()
+
+    def _scores(self, x: np.ndarray, k: int) -> np.ndarray:
+        """recon + KL of model-space rows ``x`` under condition ``k`` (higher = less likely), in chunks."""
         import torch
 
         from .scoring import score_batch
 
+        device = next(self.model_.parameters()).device
+        shape = self.model_.config.input_shape
+        out = []
+        for i in range(0, len(x), 4096):
+            part = torch.from_numpy(np.ascontiguousarray(x[i:i + 4096], dtype=np.float32)).to(device)
+            part = part.view(len(part), *shape)
+            with torch.no_grad():
+                out.append(score_batch(self.model_, part, torch.full((len(part),), k, device=device)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def class_llr(self, x: np.ndarray, k: int) -> np.ndarray:
+        """The model's class log-likelihood ratio of model-space rows: min over other classes j of
+        score(x | j) - score(x | k) (scores are negative ELBOs, so this is log p(x|k) - max_j log p(x|j))."""
+        own = self._scores(x, k)
+        others = [self._scores(x, j) for j in range(len(self.classes_)) if j != k]
+        return np.min(others, axis=0) - own
+
+    def _candidates_data(self, m: int, k: int, rng: np.random.Generator, guided: bool) -> np.ndarray:
+        """``m`` rows on segments between class-``k`` seeds and one of their ``k_neighbors`` nearest neighbours."""
+        rows = self.real_by_class_[k]
+        flat = rows.reshape(len(rows), -1)
+        w = self.seed_weights(k) if guided else np.full(len(rows), 1.0 / len(rows))
+        eligible = np.flatnonzero(w > 0)
+        space = self.posterior_[k][0].numpy() if guided and self.neighbour_space == "z" else flat
+        kk = min(self.k_neighbors, len(eligible) - 1)
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=kk + 1).fit(space[eligible])
+        neighbours = eligible[nn.kneighbors(space[eligible], return_distance=False)[:, 1:]]
+        pos = rng.choice(len(eligible), size=m, p=w[eligible] / w[eligible].sum())
+        base = eligible[pos]
+        other = neighbours[pos, rng.integers(0, kk, size=m)]
+        lam = rng.random(m)[:, None]
+        x = flat[base] + lam * (flat[other] - flat[base])
+        # A categorical column is copied from the nearer end (SMOTE-NC takes a category of the neighbourhood;
+        # a blend of one-hot codes is no category at all).
+        for block in getattr(self.preprocessor_, "blocks", []):
+            if block.kind == "categorical":
+                sl = slice(block.start, block.end)
+                x[:, sl] = np.where(lam < 0.5, flat[base][:, sl], flat[other][:, sl])
+        return x.astype(np.float32).reshape(m, *rows.shape[1:])
+
+    def _candidates_latent(self, m: int, k: int, gen: Any) -> np.ndarray:
+        import torch
+
+        device = next(self.model_.parameters()).device
+        z = torch.randn(m, self.model_.latent_dim, generator=gen, device=device)
+        if self.latent_sampling == "interpolate":
+            z = self.interpolated_latents(m, k, gen)[0].to(device)
+        elif self.latent_sampling == "posterior":
+            mu, logvar = (t.to(device) for t in self.posterior_[k])
+            pick = torch.randint(0, len(mu), (m,), generator=gen, device=device)
+            z = mu[pick] + torch.exp(0.5 * logvar[pick]) * z
+        c = torch.full((m,), k, device=device)
+        with torch.no_grad():
+            out = self.model_.decode(z, c)
+            lik = self.model_.likelihood
+            x = lik.sample(out, gen) if self.sample_noise and not self.is_image_ else lik.mean(out)
+        return x.view(m, *self.model_.config.input_shape).cpu().numpy()
+
+    def generate(self, n: int, cls: Any) -> np.ndarray:
+        """``n`` model-space rows of class ``cls`` and a report of how they were made (``sampling_report_``).
+
+        Candidates are drawn in rounds and filtered: class consistency (``class_filter``), anomaly
+        (``filter_anomalous``) and copies (``min_distance``). When ``max_rounds`` leave a shortfall,
+        ``on_shortfall="relax"`` tops up with the best rejected candidates (highest class log-likelihood
+        ratio, non-copies first) and says so in the report; "raise" is a DataError.
+        """
+        import torch
+
+        k = self._code(cls)
+        method = self.method_for(cls)
+        rows = self.real_by_class_[k]
+        rng = np.random.default_rng([self.seed_, k, n])
+        report = {"method": method, "requested": int(n), "accepted": 0, "relaxed": 0, "drawn": 0}
+        if n <= 0:
+            self._report(cls, report)
+            return rows[:0]
+        if method == "copies":
+            report.update(accepted=int(n), drawn=int(n))
+            self._report(cls, report)
+            return rows[rng.integers(0, len(rows), size=n)]
+        model_filters = method != "smote"
+        nn = self.nn_index_ if self.min_distance_[k] > 0 and model_filters else None
+        gen = torch.Generator(device=next(self.model_.parameters()).device).manual_seed(self.seed_ + 7919 * (k + 1) + n)
+        kept: list[np.ndarray] = []
+        pool: list[tuple[np.ndarray, np.ndarray]] = []  # rejected candidates and their rank for relaxing
+        have = rounds = 0
+        self.model_.eval()
+        while have < n and rounds < self.max_rounds:
+            m = max(16, int(1.5 * (n - have)))
+            x = (self._candidates_latent(m, k, gen) if method.startswith("cvae")
+                 else self._candidates_data(m, k, rng, guided=model_filters))
+            ok = np.ones(m, bool)
+            rank = np.zeros(m)
+            if model_filters and (self.class_filter or self.filter_anomalous):
+                own = self._scores(x.reshape(m, -1), k)
+                if self.class_filter:
+                    others = [self._scores(x.reshape(m, -1), j) for j in range(len(self.classes_)) if j != k]
+                    rank = np.min(others, axis=0) - own if others else rank
+                    ok &= rank >= self.llr_margin
+                if self.filter_anomalous:
+                    ok &= own <= self.score_limit_[k]
+            if nn is not None:
+                d = nn.kneighbors(x.reshape(m, -1), n_neighbors=1)[0][:, 0]
+                far = d >= self.min_distance_[k]
+                rank = rank + np.where(far, 1e9, 0.0)  # when relaxing, non-copies before copies
+                ok &= far
+            kept.append(x[ok])
+            pool.append((x[~ok], rank[~ok]))
+            have += int(ok.sum())
+            report["drawn"] += m
+            rounds += 1
+        report["accepted"] = int(min(have, n))
+        out = np.concatenate(kept)[:n]
+        if have < n:
+            if self.on_shortfall == "raise":
+                raise DataError(f"class {_py(cls)!r}: only {have} of {n} requested rows passed the quality and "
+                                f"privacy filters in {report['drawn']} draws; relax anomaly_quantile / min_distance "
+                                "or request fewer", column="y")
+            rejected = np.concatenate([p[0] for p in pool])
+            order = np.argsort(-np.concatenate([p[1] for p in pool]), kind="stable")[:n - have]
+            out = np.concatenate([out, rejected[order]])
+            report["relaxed"] = int(len(order))
+            if len(out) < n:  # every round's rejects are too few (only with a tiny max_rounds): copies of rows
+                report["relaxed"] += n - len(out)
+                out = np.concatenate([out, rows[rng.integers(0, len(rows), size=n - len(out))]])
+        self._report(cls, report)
+        return out
+
+    def _report(self, cls: Any, report: dict[str, Any]) -> None:
+        report["acceptance_rate"] = report["accepted"] / max(1, report["drawn"])
+        self.sampling_report_[_py(cls)] = report
+        self.sampling_method_[_py(cls)] = report["method"]
+        drawn = sum(r["drawn"] for r in self.sampling_report_.values())
+        self.acceptance_rate_ = sum(r["accepted"] for r in self.sampling_report_.values()) / max(1, drawn)
+
+    def _code(self, cls: Any) -> int:
         if not hasattr(self, "model_"):
             from .errors import NotFittedError
 
@@ -307,49 +530,8 @@ class VAEOversampler(BaseOverSampler):
         where = np.flatnonzero(self.classes_ == cls)
         if not len(where):
             raise ConfigError(f"unknown class {cls!r}; known: {list(self.classes_)}")
-        k = int(where[0])
-        device = next(self.model_.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(self.seed_ + 7919 * (k + 1) + n)
-        kept: list[np.ndarray] = []
-        have, tried, rounds = 0, 0, 0
-        nn = self.nn_index_ if self.min_distance_[k] > 0 else None
-        self.model_.eval()
-        while have < n and rounds < self.max_rounds:
-            m = max(16, int(1.5 * (n - have)))
-            z = torch.randn(m, self.model_.latent_dim, generator=gen, device=device)
-            if self.latent_sampling == "interpolate":
-                z = self.interpolated_latents(m, k, gen)[0].to(device)
-            elif self.latent_sampling == "posterior":
-                mu, logvar = (t.to(device) for t in self.posterior_[k])
-                pick = torch.randint(0, len(mu), (m,), generator=gen, device=device)
-                z = mu[pick] + torch.exp(0.5 * logvar[pick]) * z
-            c = torch.full((m,), k, device=device)
-            with torch.no_grad():
-                out = self.model_.decode(z, c)
-                lik = self.model_.likelihood
-                x = lik.sample(out, gen) if self.sample_noise and not self.is_image_ else lik.mean(out)
-                x = x.view(m, *self.model_.config.input_shape)
-                ok = torch.ones(m, dtype=torch.bool, device=device)
-                if self.filter_anomalous:
-                    own = score_batch(self.model_, x, c)
-                    ok &= own <= self.score_limit_[k]
-                    # Class consistency: the row must fit its own class at least as well as any other.
-                    for j in range(len(self.classes_)):
-                        if j != k:
-                            ok &= own <= score_batch(self.model_, x, torch.full((m,), j, device=device))
-            arr = x.cpu().numpy()
-            ok_np = ok.cpu().numpy()
-            if nn is not None:
-                d = nn.kneighbors(arr.reshape(m, -1), n_neighbors=1)[0][:, 0]
-                ok_np &= d >= self.min_distance_[k]
-            kept.append(arr[ok_np])
-            have += int(ok_np.sum())
-            tried += m
-            rounds += 1
-        if have < n:
-            raise DataError(f"class {_py(cls)!r}: only {have} of {n} requested rows passed the quality and privacy "
-                            f"filters in {tried} draws; relax anomaly_quantile / min_distance or request fewer",
-                            column="y")
-        arr = np.concatenate(kept)[:n]
-        self.acceptance_rate_ = have / max(1, tried)
-        return self.preprocessor_.inverse_transform(arr)
+        return int(where[0])
+
+    def sample(self, n: int, cls: Any) -> Any:
+        """``n`` generated rows (DataFrame or array like the input) or images of class ``cls``."""
+        return self.preprocessor_.inverse_transform(self.generate(n, cls))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,26 @@ def evaluate(result: SynthResult, seed: int = 0) -> dict[str, float]:
             metrics.update({f"privacy_{k}": v for k, v in privacy_dcr(tr, sy, ho).items()})
     metrics["synthetic_rows"] = float(len(result.y_res) - result.n_real)
     metrics["acceptance_rate"] = float(getattr(result.oversampler, "acceptance_rate_", 1.0))
+    for cls, rep in sampling_report(result).items():
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", cls)  # MLflow metric names take few characters
+        metrics[f"acceptance_rate_{name}"] = float(rep["acceptance_rate"])
+        metrics[f"relaxed_rows_{name}"] = float(rep["relaxed"])
     return metrics
+
+
+def sampling_report(result: SynthResult) -> dict[str, dict[str, Any]]:
+    """Per generated class: which method made its rows, how many were asked for, accepted by the filters,
+    topped up when the filters relaxed, and the acceptance rate (VAEOversampler.sampling_report_)."""
+    return {str(cls): dict(rep) for cls, rep in getattr(result.oversampler, "sampling_report_", {}).items()
+            if rep["requested"] > 0}
+
+
+def describe_sampling(result: SynthResult) -> str:
+    """One line per generated class for the run's log: method, rows and acceptance rate."""
+    parts = [f"class {cls!r}: {rep['requested']} rows by {rep['method']} (acceptance rate {rep['acceptance_rate']:.2f}"
+             + (f", {rep['relaxed']} topped up after the filters relaxed" if rep["relaxed"] else "") + ")"
+             for cls, rep in sampling_report(result).items()]
+    return "; ".join(parts) or "no rows generated"
 
 
 def figures(result: SynthResult) -> dict[str, Any]:
