@@ -125,3 +125,79 @@ def test_single_process_overwrite_refuses_a_foreign_file_and_an_output_inside_th
     with pytest.raises(DataError, match="input"):
         score_file(det, src, src / "scores.parquet")
     assert sorted(p.name for p in src.iterdir()) == ["p0.parquet", "p1.parquet"]
+
+
+# ---- 2. every part is readable, with one schema --------------------------------------------------------
+
+def test_dask_a_zero_row_file_gives_a_readable_part_and_the_folder_reads_as_one_table(model, client, tmp_path):
+    import pyarrow.parquet as pq
+
+    from vae_anomaly.dask_scoring import score_dataset
+
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame)
+    pd.read_parquet(src / "p0.parquet").iloc[:0].to_parquet(src / "p00-empty.parquet")
+    summary = score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    parts = sorted((tmp_path / "out").glob("part-*.parquet"))
+    assert len(parts) == 3 and all(p.stat().st_size > 0 for p in parts)
+    schemas = {str(pq.read_schema(p).remove_metadata()) for p in parts}
+    assert len(schemas) == 1
+    out = pd.read_parquet(tmp_path / "out")
+    assert summary["rows"] == len(out) == len(frame) and list(out["row"]) == list(range(len(frame)))
+
+
+def test_dask_kept_column_of_two_types_is_refused_naming_file_and_column_or_widened(model, client, tmp_path):
+    from vae_anomaly.dask_scoring import score_dataset
+    from vae_anomaly.errors import SchemaError
+
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame)
+    p1 = pd.read_parquet(src / "p1.parquet")
+    p1.assign(id=p1["id"].astype(str)).to_parquet(src / "p1.parquet")
+    with pytest.raises(SchemaError) as e:
+        score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    assert "p1.parquet" in str(e.value) and "'id'" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    # int32 in one part and int64 in another is one integer column in every part.
+    p1.assign(id=p1["id"].astype("int32")).to_parquet(src / "p1.parquet")
+    score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    out = pd.read_parquet(tmp_path / "out")
+    assert out["id"].dtype == np.int64 and len(out) == len(frame)
+
+
+def test_single_process_kept_column_of_two_types_is_one_line_naming_file_and_column(model, tmp_path):
+    from vae_anomaly.errors import SchemaError
+    from vae_anomaly.file_scoring import score_file
+
+    det, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame)
+    p1 = pd.read_parquet(src / "p1.parquet")
+    p1.assign(id=p1["id"].astype(str)).to_parquet(src / "p1.parquet")
+    with pytest.raises(SchemaError) as e:
+        score_file(det, src, tmp_path / "s.parquet", keep_columns=["id"])
+    assert "p1.parquet" in str(e.value) and "'id'" in str(e.value)
+    # A CSV whose id turns from numbers to text in a later chunk: refused naming the file, column and row.
+    csv = frame.assign(id=[str(i) if i >= 400 else i for i in range(len(frame))])
+    csv.loc[400, "id"] = "X-400"
+    csv.to_csv(tmp_path / "in.csv", index=False)
+    r = _cli("score", tmp_path / "in.csv", "--model-dir", model_dir, "-o", tmp_path / "s.parquet", "--keep", "id",
+             "--chunk-rows", "200", cwd=tmp_path)
+    assert r.returncode == 2 and "'id'" in r.stderr and "row 400" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.csv"]
+    # CSV out has no schema to break: the same input is written.
+    r = _cli("score", tmp_path / "in.csv", "--model-dir", model_dir, "-o", tmp_path / "s.csv", "--keep", "id",
+             "--chunk-rows", "200", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(tmp_path / "s.csv")["id"].iloc[400] == "X-400"
+
+
+def test_single_process_zero_row_part_keeps_the_output_readable(model, tmp_path):
+    """A guard for the fixed-schema writer (this case already passed before issue #18)."""
+    from vae_anomaly.file_scoring import score_file
+
+    det, _, frame = model
+    src = _parts(tmp_path / "in", frame)
+    pd.read_parquet(src / "p0.parquet").iloc[:0].to_parquet(src / "p00-empty.parquet")
+    score_file(det, src, tmp_path / "s.parquet", keep_columns=["id"])
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == len(frame)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from distributed import WorkerPlugin  # this module is imported only for distributed scoring
 
-from .errors import ConfigError, DataError, SchemaError
+from .errors import ConfigError, DataError
 
 PLUGIN_NAME = "vae-anomaly-model"
 SAMPLE_PER_PART = 20_000
@@ -376,61 +376,6 @@ def connect(spec: str) -> tuple[Any, Any]:
         raise ConfigError(f"--dask {spec}: cannot reach the Dask scheduler ({exc})") from exc
 
 
-def output_schema(files: Sequence[Path], keep: Sequence[str]) -> Any:
-    """The one Arrow schema every part is written with: ``row``, the kept columns, ``score``, ``is_anomaly``.
-
-    A kept column's type comes from the input files' schemas (read from their footers, before any work);
-    integer widths widen to int64, ints and floats to float64, an all-null column takes the others' type.
-    Any other difference is refused naming the file and the column: written as it came, one part would be
-    an integer and another a string, and the folder could not be read as one table.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    fields = [pa.field("row", pa.int64())]
-    schemas = []
-    for f in files:
-        try:
-            schemas.append(pq.read_schema(f))
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            raise DataError(f"not a readable Parquet file: {exc}", file=f) from exc
-    for c in keep:
-        chosen, origin = None, None
-        for f, schema in zip(files, schemas, strict=True):
-            if c not in schema.names:
-                raise SchemaError("column to keep not found", file=f, column=c)
-            t = schema.field(c).type
-            if pa.types.is_dictionary(t):
-                t = t.value_type
-            merged = _merge_types(chosen, t)
-            if merged is None:
-                raise SchemaError(f"the kept column is {t} here but {chosen} in {origin}; every file must hold it "
-                                  "with one type (the parts must read back as one table)", file=f, column=c)
-            if merged != chosen:
-                chosen, origin = merged, f
-        fields.append(pa.field(c, chosen if chosen is not None else pa.null()))
-    fields += [pa.field("score", pa.float64()), pa.field("is_anomaly", pa.int8())]
-    return pa.schema(fields)
-
-
-def _merge_types(a: Any, b: Any) -> Any:
-    """The type both ``a`` and ``b`` convert to without loss of meaning, or None."""
-    import pyarrow as pa
-
-    if a is None or pa.types.is_null(a):
-        return b
-    if pa.types.is_null(b) or a == b:
-        return a
-    t = pa.types
-    if t.is_integer(a) and t.is_integer(b):
-        return pa.int64()
-    if (t.is_integer(a) or t.is_floating(a)) and (t.is_integer(b) or t.is_floating(b)):
-        return pa.float64()
-    if (t.is_string(a) or t.is_large_string(a)) and (t.is_string(b) or t.is_large_string(b)):
-        return pa.large_string()
-    return None
-
-
 def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output: str | Path, *,
                   keep_columns: Sequence[str] = (), overwrite: bool = False, chunk_rows: int = 100_000,
                   lineage: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -441,14 +386,14 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
     """
     from .detector import VAEDetector
     from .lineage import build_record
-    from .outputs import SCORES_MARKER, check_scores_output
+    from .outputs import SCORES_MARKER, check_scores_output, scores_schema
 
     t0 = time.perf_counter()
     output = check_scores_output(output, source, overwrite=overwrite, folder=True)
     files = parquet_files(source)
     counts = row_counts(files)
     keep = list(keep_columns)
-    schema = output_schema(files, keep)
+    schema = scores_schema(files, keep)
     det = VAEDetector.load(model_dir)
     record = lineage or build_record(detector=det, input_path=source)
     register_model(client, model_dir)

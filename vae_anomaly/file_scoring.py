@@ -86,22 +86,28 @@ def score_drift(train_quantiles: np.ndarray, scores: np.ndarray) -> tuple[float,
     return psi, float(np.max(np.abs(cdf_new - cdf_train)))
 
 
-def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None):  # noqa: ANN202
+def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None, schema: Any = None):  # noqa: ANN202
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        state: dict[str, Any] = {}
+        from .outputs import conform
 
-        def write(frame: pd.DataFrame) -> None:
+        # One schema for the whole file: given (from Parquet inputs' footers) or fixed by the first chunk.
+        state: dict[str, Any] = {"schema": None if schema is None else schema.with_metadata(metadata or {})}
+
+        def write(frame: pd.DataFrame, file: Any = None, row: int | None = None) -> None:
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            if metadata:
-                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+            if state["schema"] is None:
+                state["schema"] = table.schema.with_metadata({**(table.schema.metadata or {}), **(metadata or {})})
+            table = conform(table, state["schema"], file=file, row=row)
             if "w" not in state:
-                state["w"] = pq.ParquetWriter(path, table.schema)
+                state["w"] = pq.ParquetWriter(path, state["schema"])
             state["w"].write_table(table)
 
         def close() -> None:
+            if "w" not in state and state["schema"] is not None:  # no rows: still a readable file
+                state["w"] = pq.ParquetWriter(path, state["schema"])
             if "w" in state:
                 state["w"].close()
 
@@ -109,7 +115,7 @@ def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None):  
     fh = open(path, "w", newline="")
     first = {"header": True}
 
-    def write_csv(frame: pd.DataFrame) -> None:
+    def write_csv(frame: pd.DataFrame, file: Any = None, row: int | None = None) -> None:
         frame.to_csv(fh, header=first["header"], index=False)
         first["header"] = False
 
@@ -172,7 +178,8 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
 
         from .lineage import PARQUET_KEY
 
-        write, close = _writer(tmp, fmt, {PARQUET_KEY: json.dumps(lineage).encode()})
+        write, close = _writer(tmp, fmt, {PARQUET_KEY: json.dumps(lineage).encode()},
+                               _parquet_schema(input_path, keep_columns) if fmt == "parquet" else None)
         try:
             if isinstance(pre, TabularTransformer):
                 keep = list(keep_columns)
@@ -189,7 +196,7 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
                             out[c] = values
                         out["score"] = scores
                         out["is_anomaly"] = (scores > summary.threshold).astype(np.int8)
-                        write(out)
+                        write(out, chunk.file, chunk.first_row)
                         summary.rows += len(frame)
                         summary.flagged += int(out["is_anomaly"].sum())
                         reservoir.add(scores)
@@ -213,6 +220,20 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
         summary.drift_psi, summary.drift_ks = score_drift(np.asarray(train_q), sample)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _parquet_schema(input_path: str | Path, keep: Sequence[str]) -> Any:
+    """The scores' schema fixed from a Parquet input's footers (None for other inputs: the first chunk fixes it)."""
+    from .data.tabular import table_files
+    from .outputs import scores_schema
+
+    try:
+        files = table_files(input_path)
+    except DataError:
+        return None  # an image source, or nothing there: the reader names the problem
+    if not keep or not files or any(f.suffix.lower() not in (".parquet", ".pq") for f in files):
+        return None
+    return scores_schema(files, keep)
 
 
 def _check_schema(frame: pd.DataFrame, expected: set[str], columns: list[str], keep: list[str], file: Path) -> None:

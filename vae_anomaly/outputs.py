@@ -7,13 +7,14 @@ for looking at). A suffix that does not fit what is written is refused before an
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import DataError
+from .errors import DataError, SchemaError
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".pq")
 ARRAY_SUFFIXES = (".npz", ".png")
@@ -139,3 +140,80 @@ def check_scores_output(output: str | Path, source: str | Path, *, overwrite: bo
         raise DataError(f"the output is {what} this tool did not write; --overwrite replaces only an earlier "
                         "scores output of vae-anomaly (with its lineage record): choose another output", file=output)
     return output
+
+
+def scores_schema(files: Sequence[Path], keep: Sequence[str]) -> Any:
+    """The one Arrow schema every scores part (or chunk) is written with: ``row``, kept columns, ``score``,
+    ``is_anomaly``.
+
+    A kept column's type comes from the input files' schemas (read from their footers, before any work);
+    integer widths widen to int64, ints and floats to float64, an all-null column takes the others' type.
+    Any other difference is refused naming the file and the column: written as it came, one part would be
+    an integer and another a string, and the folder could not be read as one table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = [pa.field("row", pa.int64())]
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise DataError(f"not a readable Parquet file: {exc}", file=f) from exc
+    for c in keep:
+        chosen, origin = None, None
+        for f, schema in zip(files, schemas, strict=True):
+            if c not in schema.names:
+                raise SchemaError("column to keep not found", file=f, column=c)
+            t = schema.field(c).type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            merged = _merge_types(chosen, t)
+            if merged is None:
+                raise SchemaError(f"the kept column is {t} here but {chosen} in {origin}; every file must hold it "
+                                  "with one type (the parts must read back as one table)", file=f, column=c)
+            if merged != chosen:
+                chosen, origin = merged, f
+        fields.append(pa.field(c, chosen if chosen is not None else pa.null()))
+    fields += [pa.field("score", pa.float64()), pa.field("is_anomaly", pa.int8())]
+    return pa.schema(fields)
+
+
+def _merge_types(a: Any, b: Any) -> Any:
+    """The type both ``a`` and ``b`` convert to without loss of meaning, or None."""
+    import pyarrow as pa
+
+    if a is None or pa.types.is_null(a):
+        return b
+    if pa.types.is_null(b) or a == b:
+        return a
+    t = pa.types
+    if t.is_integer(a) and t.is_integer(b):
+        return pa.int64()
+    if (t.is_integer(a) or t.is_floating(a)) and (t.is_integer(b) or t.is_floating(b)):
+        return pa.float64()
+    if (t.is_string(a) or t.is_large_string(a)) and (t.is_string(b) or t.is_large_string(b)):
+        return pa.large_string()
+    return None
+
+
+def conform(table: Any, schema: Any, *, file: Any = None, row: int | None = None) -> Any:
+    """``table`` with ``schema``'s column types (a lossless cast), or a :class:`SchemaError` naming the column
+    whose values cannot take the type the earlier rows fixed (an id that turns from numbers to text)."""
+    import pyarrow as pa
+
+    if table.schema.remove_metadata() == schema.remove_metadata():
+        return table.replace_schema_metadata(schema.metadata)
+    columns = []
+    for field in schema:
+        col = table.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise SchemaError(f"the kept column holds {col.type} values here but {field.type} before: one "
+                                  "output cannot hold both (make the column one type, e.g. all text)",
+                                  file=file, column=field.name, row=row) from exc
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
