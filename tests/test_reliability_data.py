@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly.data import TabularTransformer
+from vae_anomaly.data import ImageScaler, TabularTransformer, load_dataset, read_image_folder
 
 # ------------------------------------------------------------------ 1. one-hot codes wider than int8
 
@@ -60,3 +60,53 @@ def test_vae_detector_fits_and_scores_a_300_column_table_with_categoricals_at_th
     # The categorical matters to the score: the same rows with another colour score differently.
     other = frame.assign(colour=frame["colour"].map({"red": "green", "green": "blue", "blue": "red"}))
     assert not np.allclose(det.decision_function(other), scores)
+
+
+# ------------------------------------------------------------------ 2. 16-bit PNGs
+
+
+def _png16(path, array):
+    from PIL import Image
+
+    Image.fromarray(np.asarray(array, dtype=np.uint16)).save(path)
+    with Image.open(path) as im:  # really a 16-bit file
+        assert im.mode.startswith("I")
+
+
+def test_16bit_png_is_read_at_its_depth(tmp_path):
+    values = np.array([[0, 1000, 30000, 65535], [257, 12345, 40000, 65000]], dtype=np.uint16)
+    for k in range(3):
+        _png16(tmp_path / f"{k}.png", values + k)
+    iset = read_image_folder(tmp_path)
+    assert iset.images.dtype == np.uint16
+    np.testing.assert_array_equal(iset.images[0, 0], values)
+    np.testing.assert_array_equal(iset.images[2, 0], values + 2)
+    scaler = ImageScaler().fit(iset.images)
+    unit = scaler.transform(iset.images)
+    np.testing.assert_allclose(unit[0, 0], values / 65535.0, rtol=1e-6)
+    assert len(np.unique(unit)) > 2  # not flattened to 0 and 1
+    back = scaler.inverse_transform(unit)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, iset.images)
+
+
+def test_16bit_png_resized_and_mixed_with_8bit(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _png16(tmp_path / "a" / "deep.png", np.full((8, 8), 40000))
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "b" / "flat.png")
+    iset = read_image_folder(tmp_path, size=(4, 4))
+    assert iset.images.dtype == np.uint16 and iset.images.shape == (2, 1, 4, 4)
+    assert (iset.images[0] == 40000).all()
+    assert (iset.images[1] == 200 * 257).all()  # the 8-bit image on the same 0..65535 scale
+    ds = load_dataset(tmp_path)
+    assert ds.X.dtype == np.uint16 and sorted(np.unique(ds.X).tolist()) == [40000, 51400]
+
+
+def test_model_fitted_on_16bit_scores_8bit_images_of_the_same_brightness():
+    deep = np.full((4, 1, 4, 4), 51400, np.uint16)  # 200 * 257
+    flat = np.full((4, 1, 4, 4), 200, np.uint8)
+    scaler = ImageScaler().fit(deep)
+    np.testing.assert_allclose(scaler.transform(flat), scaler.transform(deep), rtol=1e-6)

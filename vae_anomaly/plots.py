@@ -37,7 +37,7 @@ def _to_display(images: np.ndarray) -> np.ndarray:
     """(n, C, H, W) or (n, H, W) in [0, 1] or bytes -> (n, H, W[, 3]) floats for imshow."""
     arr = np.asarray(images, dtype=np.float32)
     if arr.max() > 1.0:
-        arr = arr / 255.0
+        arr = arr / (65535.0 if np.asarray(images).dtype == np.uint16 else 255.0)
     if arr.ndim == 4:
         arr = arr[:, 0] if arr.shape[1] == 1 else np.moveaxis(arr, 1, -1)
     return np.clip(arr, 0, 1)

@@ -1,15 +1,17 @@
 """Image readers: folders of PNG/JPEG, NPZ arrays and IDX files (plain or gzipped).
 
-All return ``uint8`` or float arrays shaped ``(n, C, H, W)`` with one size per
+All return ``uint8`` (``uint16`` for 16-bit images) or float arrays shaped ``(n, C, H, W)`` with one size per
 data set; a file that breaks that rule is named in the error.
 """
 
 from __future__ import annotations
 
 import gzip
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,14 +77,18 @@ def read_image_folder(
                 raise DataError(f"not an image file (suffix {file.suffix!r}); expected one of {IMAGE_SUFFIXES}",
                                 file=file)
             try:
-                with Image.open(file) as im:
-                    im.load()
-                    if mode is None:
-                        mode = "RGB" if im.mode not in ("L", "1", "I", "I;16", "F", "LA") else "L"
-                    im = im.convert(mode)
-                    if size is not None:
-                        im = im.resize((size[1], size[0]))
-                    arr = np.asarray(im, dtype=np.uint8)
+                with warnings.catch_warnings():
+                    # Pillow only warns between its two pixel limits and decodes the image anyway.
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(file) as im:
+                        im.load()
+                        if mode is None:
+                            mode = "RGB" if im.mode not in ("L", "1", "F", "LA") and not im.mode.startswith("I") else "L"
+                        arr = _pixels(im, mode, size, file)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise DataError(f"image too large to read safely ({exc}); a decompression bomb or an image far "
+                                f"larger than a data set's: Pillow's limit is {Image.MAX_IMAGE_PIXELS:,} pixels",
+                                file=file) from None
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise DataError(f"corrupt or unreadable image: {exc}", file=file) from exc
             arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
@@ -96,8 +102,33 @@ def read_image_folder(
             files.append(str(file))
     if not arrays:
         raise DataError("folder holds no images", file=root)
+    if any(a.dtype == np.uint16 for a in arrays):
+        # One 16-bit image makes the set 16-bit: 8-bit images join on the same scale (255 -> 65535).
+        arrays = [a.astype(np.uint16) * np.uint16(257) if a.dtype == np.uint8 else a for a in arrays]
     names = [g[0] for g in groups] if subdirs else []
     return ImageSet(np.stack(arrays), np.asarray(labels, dtype=np.int64) if subdirs else None, names, files)
+
+
+def _pixels(im: Any, mode: str, size: tuple[int, int] | None, file: Path) -> np.ndarray:
+    """An opened image as (H, W) or (H, W, 3) pixels: uint8, or uint16 for 16-bit grayscale.
+
+    Converting a 16-bit image ("I;16*", or "I" as some Pillow versions open 16-bit PNGs) to "L" clips
+    every value above 255, leaving 0 and 255: those images are read at their depth instead.
+    """
+    if im.mode.startswith("I"):
+        im = im.convert("I")  # 32-bit integers: lossless for 16-bit data, and resizable
+        if size is not None:
+            im = im.resize((size[1], size[0]))
+        wide = np.asarray(im, dtype=np.int64)
+        if wide.size and (wide.min() < 0 or wide.max() > 65535):
+            raise DataError(f"integer pixels outside 0..65535 (from {int(wide.min())} to {int(wide.max())}); "
+                            "only 8- and 16-bit images are supported", file=file)
+        arr = wide.astype(np.uint16)
+        return np.repeat(arr[..., None], 3, axis=-1) if mode == "RGB" else arr
+    im = im.convert(mode)
+    if size is not None:
+        im = im.resize((size[1], size[0]))
+    return np.asarray(im, dtype=np.uint8)
 
 
 def read_npz(path: str | Path, *, x_key: str | None = None, y_key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -270,6 +270,8 @@ class ImageScaler:
         self.shape_ = tuple(int(s) for s in images.shape[1:])  # type: ignore[assignment]
         if images.dtype == np.uint8:
             self.divisor_ = 255.0
+        elif images.dtype == np.uint16:
+            self.divisor_ = 65535.0  # 16-bit pixels (a 16-bit PNG): the type's full range, not the sample's max
         else:
             mx = float(np.max(images))
             mn = float(np.min(images))
@@ -298,6 +300,10 @@ class ImageScaler:
         divisor = self.divisor_
         if arr.dtype.kind == "f" and arr.size and float(np.nanmax(arr)) <= 1.0:
             divisor = 1.0
+        elif arr.dtype == np.uint8 and divisor == 65535.0:
+            divisor = 255.0  # 8-bit pixels for a 16-bit model: the same brightness on their own scale
+        elif arr.dtype == np.uint16 and divisor == 255.0:
+            divisor = 65535.0
         out = arr.astype(np.float32) / np.float32(divisor)
         flat = out.reshape(len(out), -1)
         bad = ~np.isfinite(flat).all(axis=1)
@@ -308,6 +314,8 @@ class ImageScaler:
 
     def inverse_transform(self, images: np.ndarray) -> np.ndarray:
         arr = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+        if self.divisor_ == 65535.0:
+            return np.rint(arr * np.float32(65535)).astype(np.uint16)
         return np.rint(arr * 255).astype(np.uint8) if self.divisor_ == 255.0 else arr
 
     @property
