@@ -243,6 +243,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """Quantiles and range of the training scores: what drift checks and predict_proba need after a load."""
         self.train_score_quantiles_ = np.quantile(scores, np.linspace(0, 1, 101))
         self.train_score_min_, self.train_score_max_ = float(np.min(scores)), float(np.max(scores))
+        # PyOD's 'unify' probability standardises by the training scores' mean and (population) std;
+        # predict_confidence needs their count.
+        self.train_score_mean_, self.train_score_std_ = float(np.mean(scores)), float(np.std(scores))
+        self.n_train_scores_ = len(scores)
 
     def _fit_threshold(self) -> None:
         if self.threshold == "fixed":
@@ -327,19 +331,74 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         return float(np.mean(self.score_samples(X)))
 
-    def predict(self, X: Any) -> np.ndarray:
-        """1 for anomalies (score above ``threshold_``), 0 for normal samples (PyOD's convention)."""
-        return (self.decision_function(X) > self.threshold_).astype(int)
+    def predict(self, X: Any, return_confidence: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """1 for anomalies (score above ``threshold_``), 0 for normal samples (PyOD's convention).
+
+        ``return_confidence=True`` also returns :meth:`predict_confidence` (PyOD's signature).
+        """
+        s = self.decision_function(X)
+        labels = (s > self.threshold_).astype(int)
+        return (labels, self._confidence(s)) if return_confidence else labels
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         return self.fit(X).labels_
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """(n, 2) [P(normal), P(anomaly)]: scores scaled linearly by the training score range (PyOD's 'linear')."""
+    def predict_proba(self, X: Any, method: Literal["linear", "unify"] = "linear",
+                      return_confidence: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """(n, 2) [P(normal), P(anomaly)] with PyOD's meanings of ``method``.
+
+        "linear": the score min-max scaled by the training scores' range, clipped to [0, 1];
+        "unify": ``erf((s - mean) / (std * sqrt 2))`` of the training scores, clipped to [0, 1]
+        (Kriegel et al. 2011, "Interpreting and unifying outlier scores").
+        ``return_confidence=True`` also returns :meth:`predict_confidence`.
+        """
+        if method not in ("linear", "unify"):
+            raise ConfigError(f"VAEDetector.predict_proba: method must be 'linear' or 'unify', not {method!r}")
         s = self.decision_function(X)
-        lo, hi = self.train_score_min_, self.train_score_max_
-        p = np.clip((s - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-        return np.column_stack([1 - p, p])
+        if method == "linear":
+            lo, hi = self.train_score_min_, self.train_score_max_
+            p = np.clip((s - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+        else:
+            from scipy.special import erf
+
+            mean, std = self._train_score_moments()
+            p = np.clip(erf((s - mean) / ((std if std > 0 else 1.0) * np.sqrt(2))), 0, 1)
+        proba = np.column_stack([1 - p, p])
+        return (proba, self._confidence(s)) if return_confidence else proba
+
+    def predict_confidence(self, X: Any) -> np.ndarray:
+        """How surely each row keeps its predicted label under a perturbed training set, in [0, 1].
+
+        PyOD's ExCeeD (Perini et al. 2020): with ``n`` training scores of which ``k`` are <= the row's score,
+        ``p = (1 + k) / (2 + n)`` and the confidence in "anomaly" is ``1 - BinomCDF(n - int(n * contamination);
+        n, p)`` (its complement for rows predicted normal). After :meth:`load` the training scores are
+        represented by their 101 saved quantiles, so ``k`` is interpolated.
+        """
+        return self._confidence(self.decision_function(X))
+
+    def _train_score_moments(self) -> tuple[float, float]:
+        if hasattr(self, "train_score_mean_"):
+            return self.train_score_mean_, self.train_score_std_
+        # A model saved by 0.1.0 kept only the quantiles: their mean and spread stand in.
+        q = self.train_score_quantiles_
+        return float(np.mean(q)), float(np.std(q))
+
+    def _confidence(self, s: np.ndarray) -> np.ndarray:
+        from scipy.stats import binom
+
+        if getattr(self, "decision_scores_", None) is not None:
+            train = np.sort(self.decision_scores_)
+            n = len(train)
+            k = np.searchsorted(train, s, side="right")  # training scores <= s
+        else:
+            if not hasattr(self, "n_train_scores_"):
+                raise ModelError("predict_confidence needs the number of training scores, which models saved by "
+                                 "vae-anomaly 0.1.0 lack; refit the model to get confidences")
+            q, n = self.train_score_quantiles_, self.n_train_scores_
+            k = np.interp(s, q, np.linspace(0, 1, len(q))) * n
+        posterior = (1 + k) / (2 + n)
+        confidence = 1 - binom.cdf(n - int(n * self.contamination), n, posterior)
+        return np.where(s > self.threshold_, confidence, 1 - confidence)
 
     def feature_contributions(self, X: Any) -> tuple[np.ndarray, list[str]]:
         """Per-column (tables) or per-pixel (images) reconstruction NLL at the posterior mean.
@@ -377,6 +436,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             "train_score_quantiles": self.train_score_quantiles_.tolist(),
             "train_score_min": self.train_score_min_,
             "train_score_max": self.train_score_max_,
+            "train_score_mean": self.train_score_mean_,
+            "train_score_std": self.train_score_std_,
+            "n_train_scores": int(self.n_train_scores_),
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
             "history": self.history_,
@@ -442,5 +504,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         det.member_stats_ = stats
         det.train_score_quantiles_ = quantiles
         det.train_score_min_, det.train_score_max_ = lo, hi
+        moments = [extra.get(k) for k in ("train_score_mean", "train_score_std", "n_train_scores")]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in moments):
+            # Absent in models saved by 0.1.0: predict_proba('unify') then uses the quantiles.
+            det.train_score_mean_, det.train_score_std_ = float(moments[0]), float(moments[1])
+            det.n_train_scores_ = int(moments[2])
         det.model_meta_ = meta
         return det
