@@ -67,6 +67,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "dropout": [Interval(float, 0, 1, closed="left")],
         "val_fraction": [Interval(float, 0, 0.9)],
         "patience": [NONE, Interval(int, 1, None)],
+        "stopping": [Options(("separation", "validation"))],
         "contamination": [Interval(float, 0, 0.5, closed="neither")],
         "score_method": [Options(SCORE_METHODS)],
         "n_samples": [Interval(int, 1, 100_000)],
@@ -74,6 +75,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "target_fpr": [Interval(float, 0, 1, closed="neither")],
         "threshold_value": [NONE, Interval(float)],
         "scaling": [Options(("robust", "standard", "minmax"))],
+        "binary_columns": [Options(("bernoulli", "gaussian"))],
         "noise": [NONE, Options(("gaussian", "salt_pepper", "mask"))],
         "noise_level": [Interval(float, 0, 1)],
         "categorical_columns": [NONE, Check(string_list, "a list of column names")],
@@ -104,6 +106,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropout: float = 0.0,
         val_fraction: float = 0.1,
         patience: int | None = 10,
+        stopping: Literal["separation", "validation"] = "validation",
         contamination: float = 0.1,
         score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
         n_samples: int = 16,
@@ -111,6 +114,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         target_fpr: float = 0.01,
         threshold_value: float | None = None,
         scaling: Literal["robust", "standard", "minmax"] = "robust",
+        binary_columns: Literal["bernoulli", "gaussian"] = "gaussian",
         noise: Literal["gaussian", "salt_pepper", "mask"] | None = None,
         noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
@@ -136,6 +140,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.dropout = dropout
         self.val_fraction = val_fraction
         self.patience = patience
+        self.stopping = stopping
         self.contamination = contamination
         self.score_method = score_method
         self.n_samples = n_samples
@@ -143,6 +148,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.target_fpr = target_fpr
         self.threshold_value = threshold_value
         self.scaling = scaling
+        self.binary_columns = binary_columns
         self.noise = noise
         self.noise_level = noise_level
         self.categorical_columns = categorical_columns
@@ -177,12 +183,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         fitted = fitting.fit_model(
             X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
             random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
+            binary_columns=self.binary_columns,
             categorical_columns=self.categorical_columns, callbacks=callbacks,
             n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=fitting.DETECTION_STEPS,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
                            "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout,
                            "architecture": self.architecture},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
+                           "stopping": self.stopping,
                            "device": self.device, "progress": self.verbose, "noise": self.noise,
                            "noise_level": self.noise_level, "resume": resume,
                            "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),

@@ -68,7 +68,7 @@ class FittedModel:
 def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae",
               model_options: dict[str, Any] | None = None, train_options: dict[str, Any] | None = None,
               epochs: int | str = "auto", batch_size: int = 128, val_fraction: float = 0.1,
-              random_state: Any = None, n_jobs: int | None = None, scaling: str = "robust",
+              random_state: Any = None, n_jobs: int | None = None, scaling: str = "robust", binary_columns: str = "gaussian",
               categorical_columns: list[str] | None = None, n_conditions: int = 0,
               callbacks: Sequence[Any] = (), n_members: int = 1, member_fraction: float = 0.8,
               step_budget: int | None = None) -> FittedModel:
@@ -87,7 +87,7 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae"
 
     seed = seed_of(random_state)
     with torch_threads(n_jobs):
-        pre = fit_preprocessor(X, categorical_columns=categorical_columns, scaling=scaling)
+        pre = fit_preprocessor(X, categorical_columns=categorical_columns, scaling=scaling, binary_columns=binary_columns)
         data = model_input(pre, X)
         if len(data) < 2:
             from .errors import DataError

@@ -48,10 +48,11 @@ def check_array_input(X: Any, *, source: str | Path | None = None) -> Any:
 
 
 def fit_preprocessor(X: Any, *, categorical_columns: list[str] | None = None, scaling: str = "robust",
-                     source: str | Path | None = None) -> Preprocessor:
+                     binary_columns: str = "gaussian", source: str | Path | None = None) -> Preprocessor:
     X = check_array_input(X, source=source)
     if isinstance(X, pd.DataFrame) or np.asarray(X).ndim == 2:
-        return TabularTransformer(categorical_columns=categorical_columns, scaling=scaling).fit(X, source=source)
+        return TabularTransformer(categorical_columns=categorical_columns, scaling=scaling,
+                                  binary_columns=binary_columns).fit(X, source=source)
     arr = np.asarray(X)
     if arr.ndim in (3, 4):
         return ImageScaler().fit(arr, source=source)
@@ -85,7 +86,8 @@ def model_input(pre: Preprocessor, X: Any, *, source: str | Path | None = None, 
 def likelihood_layout(pre: Preprocessor) -> list[tuple[str, int, int]]:
     if isinstance(pre, ImageScaler):
         return []
-    return [(b.kind, b.start, b.end) for b in pre.blocks]
+    return [("binary" if b.kind == "numeric" and pre.numeric_[b.name].get("binary") else b.kind, b.start, b.end)
+            for b in pre.blocks]
 
 
 def model_input_shape(pre: Preprocessor) -> tuple[int, ...]:

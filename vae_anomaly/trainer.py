@@ -52,6 +52,16 @@ class TrainConfig:
     # highest-loss rows is left out of the gradient; before it the model learns the bulk of the data.
     trim: float = 0.0
     trim_start: float = 0.1
+    # Which weights to keep and when to stop. "validation": the lowest validation loss, ``patience``
+    # epochs without improvement. "separation" (ODIM, Kim et al. ICML 2023): a detector's training rows
+    # hold inliers and anomalies; a model that has learned the inliers but not yet the anomalies gives
+    # per-row losses that split into two groups, and that split peaks before the model memorises the
+    # anomalies. After each epoch a two-component Gaussian mixture is fitted to the min-max-scaled
+    # per-row losses of the training rows; the weights where the components lie furthest apart are kept
+    # and training stops after ``separation_patience`` gradient steps without a new peak. The epoch
+    # count becomes a ceiling, and no label is needed.
+    stopping: Literal["validation", "separation"] = "validation"
+    separation_patience: int = 100
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -60,6 +70,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         if not 0 <= self.trim < 1 or not 0 <= self.trim_start <= 1:
             raise ConfigError(f"trim must lie in [0, 1) and trim_start in [0, 1], got {self.trim}, {self.trim_start}")
+        if self.stopping not in ("validation", "separation"):
+            raise ConfigError(f"stopping must be 'validation' or 'separation', not {self.stopping!r}")
         if self.noise not in (None, "gaussian", "salt_pepper", "mask"):
             raise ConfigError(f"noise must be None, 'gaussian', 'salt_pepper' or 'mask', not {self.noise!r}")
 
@@ -77,6 +89,7 @@ class TrainResult:
     val_index: list[int] = field(default_factory=list)  # rows held out for validation (never trained on)
     resumed_from_epoch: int | None = None
     member_results: list[TrainResult] = field(default_factory=list)  # an ensemble's other members
+    best_separation: float | None = None  # stopping="separation": the kept epoch's loss separation
 
 
 def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -245,6 +258,42 @@ def _run_epoch(model: nn.Module, loss_fn: Callable[..., Any], opt: torch.optim.O
     return {f"train_{k}": float(v) / steps for k, v in sums.items()}
 
 
+# ----------------------------------------------------------------- separation (label-free stopping)
+def two_component_separation(losses: np.ndarray, iterations: int = 50) -> float:
+    """ODIM's separation of per-row losses: fit a 1-D two-component Gaussian mixture to the min-max-scaled
+    losses (EM) and return (mean_1 - mean_2)^2 + (var_1 - var_2)^2. Large when the rows fall into a
+    well-fitted bulk and a poorly fitted rest."""
+    x = np.asarray(losses, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) < 4 or np.ptp(x) <= 0:
+        return 0.0
+    x = (x - x.min()) / np.ptp(x)
+    means = np.quantile(x, [0.25, 0.9])
+    var = np.full(2, max(float(x.var()), 1e-6))
+    weights = np.array([0.5, 0.5])
+    for _ in range(iterations):
+        logp = -0.5 * ((x[:, None] - means) ** 2 / var + np.log(2 * np.pi * var)) + np.log(weights)
+        logp -= logp.max(1, keepdims=True)
+        resp = np.exp(logp)
+        resp /= resp.sum(1, keepdims=True)
+        nk = resp.sum(0) + 1e-12
+        weights = nk / len(x)
+        means = (resp * x[:, None]).sum(0) / nk
+        var = np.maximum((resp * (x[:, None] - means) ** 2).sum(0) / nk, 1e-6)
+    return float((means[0] - means[1]) ** 2 + (var[0] - var[1]) ** 2)
+
+
+@torch.no_grad()
+def row_losses(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 4096) -> np.ndarray:
+    """Each row's reconstruction NLL at the posterior mean plus its KL (the detector's default score)."""
+    from .scoring import score_batch
+
+    model.eval()
+    out = [score_batch(model, X[i:i + batch_size], None if c is None else c[i:i + batch_size])
+           for i in range(0, len(X), batch_size)]
+    return torch.cat(out).float().cpu().numpy()
+
+
 # ----------------------------------------------------------------- the loop
 def train(
     model: nn.Module,
@@ -297,13 +346,23 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
     if ckpt_dir is not None and cfg.resume:
         _restore(ckpt_dir, cfg.checkpoint_key, model, opt, gen, device, state, result)
 
+    if cfg.stopping == "separation":
+        # Epochs without a new separation peak before stopping, from a patience counted in gradient steps;
+        # the losses are measured on (up to 4096 of) the training rows themselves.
+        patience: float = max(2, math.ceil(cfg.separation_patience / steps))
+        sep_rows = torch.arange(n_tr)[:4096] if n_tr <= 4096 else torch.randperm(n_tr, generator=gen)[:4096]
+        X_sep = X_tr[sep_rows.to(device)]
+        c_sep = None if c_tr is None else c_tr[sep_rows.to(device)]
+    else:
+        patience = cfg.patience or math.inf
+
     from .progress import progress_bar
 
     t0 = time.perf_counter()
     with progress_bar(total=cfg.epochs, description="training", enabled=cfg.progress,
                       completed=state.start_epoch) as bar:
         for epoch in range(state.start_epoch, cfg.epochs):
-            if state.bad_epochs >= (cfg.patience or math.inf):
+            if state.bad_epochs >= patience:
                 break
             order = torch.randperm(n_tr, generator=gen).to(device)
             metrics = _run_epoch(model, loss_fn, opt, X_tr, c_tr, order, epoch, batch, steps, cfg, use_amp, device)
@@ -318,7 +377,12 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
             val = evaluate(model, X_val, c_val, batch_size=max(batch, 1024)) if n_val else {}
             metrics.update({f"val_{k}": v for k, v in val.items()})
             metrics["epoch"] = epoch
-            monitor = metrics.get("val_loss", metrics["train_loss"])
+            if cfg.stopping == "separation":
+                # Higher separation is better; the loop keeps the lowest monitor value.
+                metrics["separation"] = two_component_separation(row_losses(model, X_sep, c_sep))
+                monitor = -metrics["separation"]
+            else:
+                monitor = metrics.get("val_loss", metrics["train_loss"])
             if monitor < result.best_val_loss - cfg.min_delta:
                 result.best_val_loss, result.best_epoch, state.bad_epochs = monitor, epoch, 0
                 state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -332,8 +396,15 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
                     "train_config": asdict(cfg), "key": cfg.checkpoint_key})
             for cb_fn in callbacks:
                 cb_fn(epoch, metrics)
-            bar.advance(f"epoch {epoch + 1}/{cfg.epochs} loss {monitor:.3f}")
-    result.stopped_early = state.bad_epochs >= (cfg.patience or math.inf) and len(result.history) < cfg.epochs
+            bar.advance(f"epoch {epoch + 1}/{cfg.epochs} loss {metrics.get('val_loss', metrics['train_loss']):.3f}"
+                        + (f" separation {metrics['separation']:.3f}" if "separation" in metrics else ""))
+    result.stopped_early = state.bad_epochs >= patience and len(result.history) < cfg.epochs
+    if cfg.stopping == "separation" and result.best_epoch >= 0:
+        # While training, best_val_loss held the monitored value (minus the separation); report the
+        # kept epoch's own validation loss, and its separation beside it.
+        kept = result.history[result.best_epoch - result.history[0]["epoch"]]
+        result.best_separation = kept["separation"]
+        result.best_val_loss = kept.get("val_loss", kept["train_loss"])
     result.epochs_run = len(result.history)
     result.seconds = time.perf_counter() - t0
     result.samples_per_second = state.seen / result.seconds if result.seconds > 0 else 0.0

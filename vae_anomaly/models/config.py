@@ -107,7 +107,7 @@ class ModelConfig:
         if self.is_table and self.blocks:
             if self.blocks[0][1] != 0 or self.blocks[-1][2] != self.input_shape[0] or any(
                     a[2] != b[1] for a, b in zip(self.blocks, self.blocks[1:])) or any(
-                    k not in ("numeric", "categorical") or e <= s for k, s, e in self.blocks):
+                    k not in ("numeric", "binary", "categorical") or e <= s for k, s, e in self.blocks):
                 raise ConfigError(f"blocks do not tile the {self.input_shape[0]} input features")
         if self.latent_dim is None:
             self.latent_dim = 16 if self.is_image else int(min(16, max(2, math.ceil(self.n_features / 4))))

@@ -19,6 +19,8 @@ LOG_2PI = math.log(2 * math.pi)
 # Bounds on the learned Gaussian log-variance: without a floor, a feature the
 # model reconstructs perfectly drives its variance to zero and its NLL to -inf.
 LOGVAR_MIN, LOGVAR_MAX = -6.0, 4.0
+# A Bernoulli feature's value outside [0, 1] costs 0.5 * (distance / this)^2 nats (50 nats one unit out).
+OUT_OF_RANGE_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,11 @@ class Likelihood(nn.Module):
         if len(self.bern_idx):
             logits = out if len(self.bern_idx) == out.shape[1] else out.index_select(1, self.bern_idx)
             xv = x if len(self.bern_idx) == x.shape[1] else x.index_select(1, self.bern_idx)
-            parts.append(F.binary_cross_entropy_with_logits(logits, xv, reduction="none"))
+            inside = xv.clamp(0, 1)
+            # A flag value outside the two seen at fit time (a table's 0/1 column scored with a 2) is
+            # penalised by its distance, not given a cross-entropy that goes negative outside [0, 1].
+            parts.append(F.binary_cross_entropy_with_logits(logits, inside, reduction="none")
+                         + 0.5 * ((xv - inside) / OUT_OF_RANGE_SCALE) ** 2)
         for b in self.cat_blocks:
             logp = F.log_softmax(out[:, b.start:b.end], dim=1)
             parts.append(-(x[:, b.start:b.end] * logp).sum(dim=1, keepdim=True))
@@ -117,5 +123,6 @@ def blocks_for_image(n_pixels: int) -> list[FeatureBlock]:
 
 
 def blocks_for_table(layout: Sequence[tuple[str, int, int]]) -> list[FeatureBlock]:
-    """From (kind, start, end) with kind ``numeric`` or ``categorical``."""
-    return [FeatureBlock("gaussian" if k == "numeric" else "categorical", s, e) for k, s, e in layout]
+    """From (kind, start, end) with kind ``numeric``, ``binary`` (a 0/1 flag) or ``categorical``."""
+    kinds = {"numeric": "gaussian", "binary": "bernoulli", "categorical": "categorical"}
+    return [FeatureBlock(kinds[k], s, e) for k, s, e in layout]
