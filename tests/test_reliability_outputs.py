@@ -201,3 +201,65 @@ def test_single_process_zero_row_part_keeps_the_output_readable(model, tmp_path)
     pd.read_parquet(src / "p0.parquet").iloc[:0].to_parquet(src / "p00-empty.parquet")
     score_file(det, src, tmp_path / "s.parquet", keep_columns=["id"])
     assert len(pd.read_parquet(tmp_path / "s.parquet")) == len(frame)
+
+
+# ---- 3. lineage verifies the scores themselves ---------------------------------------------------------
+
+def _lineage(scores, cwd, *extra):
+    return _cli("lineage", scores, "--json", *extra, cwd=cwd, timeout=60)
+
+
+def _checks(r):
+    return {c["check"]: c["ok"] for c in __import__("json").loads(r.stdout)["checks"]}
+
+
+def test_lineage_catches_scores_set_to_zero_and_an_edited_csv(model, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vae_anomaly.file_scoring import score_file
+
+    det, _, frame = model
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.parquet")
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.csv")
+    for name in ("s.parquet", "s.csv"):
+        r = _lineage(tmp_path / name, tmp_path)
+        assert r.returncode == 0 and _checks(r)["scores"] is True, r.stdout + r.stderr
+    # Scores zeroed and written back with the lineage record (the schema's metadata) kept.
+    table = pq.read_table(tmp_path / "s.parquet")
+    zeroed = table.set_column(table.schema.get_field_index("score"), "score", pa.array(np.zeros(len(table))))
+    pq.write_table(zeroed, tmp_path / "s.parquet")
+    r = _lineage(tmp_path / "s.parquet", tmp_path)
+    assert r.returncode == 1 and _checks(r)["scores"] is False, r.stdout
+    # ... and even with the footer's scores hash copied over.
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.parquet", overwrite=True)
+    footer = pq.ParquetFile(tmp_path / "s.parquet").metadata.metadata
+    with pq.ParquetWriter(tmp_path / "s.parquet", zeroed.schema) as w:
+        w.write_table(zeroed)
+        w.add_key_value_metadata({k.decode(): v.decode() for k, v in footer.items() if b"scores" in k})
+    assert _checks(_lineage(tmp_path / "s.parquet", tmp_path))["scores"] is False
+    # One score in a CSV edited.
+    text = (tmp_path / "s.csv").read_text().splitlines()
+    row = text[5].split(",")
+    row[1] = "0.0"
+    (tmp_path / "s.csv").write_text("\n".join([*text[:5], ",".join(row), *text[6:]]) + "\n")
+    r = _lineage(tmp_path / "s.csv", tmp_path)
+    assert r.returncode == 1 and _checks(r)["scores"] is False, r.stdout
+
+
+def test_lineage_catches_a_deleted_or_edited_part_of_a_dask_output(model, client, tmp_path):
+    from vae_anomaly.dask_scoring import score_dataset
+
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame, n=3)
+    score_dataset(client, model_dir, src, tmp_path / "out", keep_columns=["id"])
+    r = _lineage(tmp_path / "out", tmp_path)
+    assert r.returncode == 0 and _checks(r)["scores"] is True, r.stdout + r.stderr
+    part = pd.read_parquet(tmp_path / "out" / "part-00001.parquet")
+    part.assign(score=0.0).to_parquet(tmp_path / "out" / "part-00001.parquet")
+    r = _lineage(tmp_path / "out", tmp_path)
+    assert r.returncode == 1 and _checks(r)["scores"] is False and "part-00001" in r.stdout
+    (tmp_path / "out" / "part-00001.parquet").unlink()
+    r = _lineage(tmp_path / "out", tmp_path)
+    assert r.returncode == 1 and "missing: part-00001.parquet" in r.stdout

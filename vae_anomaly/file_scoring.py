@@ -91,10 +91,12 @@ def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None, sc
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from .lineage import SCORES_KEY, ScoresHash
         from .outputs import conform
 
         # One schema for the whole file: given (from Parquet inputs' footers) or fixed by the first chunk.
         state: dict[str, Any] = {"schema": None if schema is None else schema.with_metadata(metadata or {})}
+        scores_hash = ScoresHash()  # lands in the footer at close, for `lineage` to verify the scores
 
         def write(frame: pd.DataFrame, file: Any = None, row: int | None = None) -> None:
             table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -104,11 +106,13 @@ def _writer(path: Path, fmt: str, metadata: dict[bytes, bytes] | None = None, sc
             if "w" not in state:
                 state["w"] = pq.ParquetWriter(path, state["schema"])
             state["w"].write_table(table)
+            scores_hash.update(frame["row"], frame["score"], frame["is_anomaly"])
 
         def close() -> None:
             if "w" not in state and state["schema"] is not None:  # no rows: still a readable file
                 state["w"] = pq.ParquetWriter(path, state["schema"])
             if "w" in state:
+                state["w"].add_key_value_metadata({SCORES_KEY.decode(): scores_hash.hexdigest()})
                 state["w"].close()
 
         return write, close
@@ -140,21 +144,14 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
 
     output_path = Path(output_path)
     with exclusive_lock(output_path.parent / f".{output_path.name}.lock", what=str(output_path)):
-        from .lineage import build_record, sidecar_path
+        from .lineage import build_record
         from .outputs import check_scores_output
 
         check_scores_output(output_path, input_path, overwrite=overwrite, folder=False)
 
         record = lineage or build_record(detector=detector, input_path=input_path)
-        summary = _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
-                              progress=progress, lineage=record)
-        if output_format(output_path) == "csv":
-            import json
-
-            from .atomic import write_text_atomic
-
-            write_text_atomic(sidecar_path(output_path), json.dumps(record, indent=1))
-        return summary
+        return _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
+                           progress=progress, lineage=record)
 
 
 def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
@@ -213,6 +210,15 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
                 reservoir.add(scores)
         finally:
             close()
+        if fmt == "csv":
+            # The sidecar (with the CSV's own hash) goes in place before the CSV: whatever a kill leaves,
+            # a CSV in place always has the record that says it is ours and what it held.
+            from .atomic import write_text_atomic
+            from .lineage import sidecar_path
+            from .persist import file_sha256
+
+            write_text_atomic(sidecar_path(output_path), json.dumps({**lineage, "scores_sha256": file_sha256(tmp)},
+                                                                    indent=1))
     sample = reservoir.sample()
     summary.quantiles = {f"p{p}": float(np.percentile(sample, p)) for p in (1, 5, 25, 50, 75, 95, 99)}
     train_q = getattr(detector, "train_score_quantiles_", None)

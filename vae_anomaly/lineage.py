@@ -19,7 +19,43 @@ from typing import Any
 from .errors import DataError
 
 PARQUET_KEY = b"vae_anomaly.lineage"
+SCORES_KEY = b"vae_anomaly.scores_sha256"  # Parquet footer: written at close, when the scores are known
 SIDECAR_SUFFIX = ".lineage.json"
+FORMAT = 2  # 2: the scores themselves are hashed (footer key, sidecar field, or per part in the manifest)
+
+
+class ScoresHash:
+    """SHA-256 of a scores table's ``row``, ``score`` and ``is_anomaly`` columns, fed chunk by chunk.
+
+    Each column has its own running hash, so the result does not depend on where chunks were cut
+    (a verifier reads the file back in other batch sizes).
+    """
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._h = {name: hashlib.sha256() for name in ("row", "score", "is_anomaly")}
+
+    def update(self, row: Any, score: Any, is_anomaly: Any) -> None:
+        import numpy as np
+
+        for name, values, dtype in (("row", row, "<i8"), ("score", score, "<f8"), ("is_anomaly", is_anomaly, "i1")):
+            self._h[name].update(np.ascontiguousarray(np.asarray(values), dtype=dtype).tobytes())
+
+    def hexdigest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256("".join(h.hexdigest() for h in self._h.values()).encode()).hexdigest()
+
+
+def parquet_scores_sha256(path: str | Path) -> str:
+    """:class:`ScoresHash` of a scores Parquet file as it is now."""
+    import pyarrow.parquet as pq
+
+    h = ScoresHash()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=200_000, columns=["row", "score", "is_anomaly"]):
+        h.update(*(batch.column(i).to_numpy(zero_copy_only=False) for i in range(3)))
+    return h.hexdigest()
 
 
 def input_fingerprint(path: str | Path) -> str:
@@ -66,7 +102,7 @@ def build_record(*, detector: Any, input_path: str | Path, model_ref: str | None
     meta = getattr(detector, "model_meta_", {}) or {}
     alias = model_ref.split("@", 1)[1] if model_ref and "@" in model_ref else None
     return {
-        "format": 1,
+        "format": FORMAT,
         "model_uri": model_ref,
         "model_name": info.get("name"),
         "model_version": info.get("version"),
@@ -151,6 +187,7 @@ def trace(scores: str | Path) -> dict[str, Any]:
               f"{'matches' if actual == record['weights_sha256'] else 'differs from'} {record['weights_sha256'][:12]}...")
     else:
         check("model", None, "no registered model recorded: the scores were made with a model outside the registry")
+    check("scores", *verify_scores(scores, record))
     inp = Path(record.get("input", ""))
     if record.get("input_sha256") and inp.exists():
         actual = input_fingerprint(inp)
@@ -161,6 +198,52 @@ def trace(scores: str | Path) -> dict[str, Any]:
         check("input", None, f"{inp} is no longer there: its fingerprint cannot be checked")
     out["ok"] = all(c["ok"] is not False for c in checks)
     return out
+
+
+def verify_scores(scores: str | Path, record: dict[str, Any]) -> tuple[bool | None, str]:
+    """Are the scores the ones written? (ok, detail): per part for a folder, the file's bytes for a CSV,
+    the row/score/is_anomaly columns for a Parquet file (its footer cannot hold a hash of its own bytes)."""
+    import re
+
+    from .persist import file_sha256
+
+    scores = Path(scores)
+    old = int(record.get("format") or 1) < 2
+    if scores.is_dir():
+        recorded = record.get("parts")
+        if not isinstance(recorded, dict):
+            return (None, "written by an older version: no part hashes") if old else \
+                (False, "the manifest lists no parts")
+        present = {p.name for p in scores.iterdir() if re.fullmatch(r"part-\d{5}\.parquet", p.name)}
+        missing, extra = sorted(set(recorded) - present), sorted(present - set(recorded))
+        if missing or extra:
+            return False, (f"parts missing: {', '.join(missing)}" if missing else "") + \
+                ("; " if missing and extra else "") + (f"parts not written by the run: {', '.join(extra)}" if extra else "")
+        changed = [n for n in sorted(recorded) if file_sha256(scores / n) != recorded[n].get("sha256")]
+        if changed:
+            return False, f"{len(changed)} of {len(recorded)} parts changed since scoring: {', '.join(changed[:5])}"
+        return True, f"all {len(recorded)} parts match their SHA-256 in the manifest"
+    if scores.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        footer = pq.ParquetFile(scores).metadata.metadata or {}
+        recorded = footer.get(SCORES_KEY, b"").decode() or None
+        if recorded is None:
+            return (None, "written by an older version: no scores hash") if old else \
+                (False, "the file's scores hash is gone: the file was rewritten after scoring")
+        try:
+            actual = parquet_scores_sha256(scores)
+        except Exception as exc:  # noqa: BLE001 - a file missing the columns was changed
+            return False, f"the scores cannot be read back: {exc}"
+    else:
+        recorded = record.get("scores_sha256")
+        if recorded is None:
+            return (None, "written by an older version: no scores hash") if old else \
+                (False, "the lineage record holds no scores hash")
+        actual = file_sha256(scores)
+    same = actual == recorded
+    return same, f"SHA-256 of the scores {actual[:12]}... {'matches' if same else 'differs from'} " \
+                 f"the {recorded[:12]}... written at scoring"
 
 
 def _trace_registry(record: dict[str, Any], out: dict[str, Any], check: Any) -> None:
