@@ -7,11 +7,14 @@ typed by the chunk they were read in, IDX/PNG/CLI tracebacks, messages that name
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly.data import ImageScaler, TabularTransformer, load_dataset, read_image_folder
+from vae_anomaly.data import ImageScaler, TabularTransformer, load_dataset, read_image_folder, read_table
+from vae_anomaly.errors import DataError
 
 # ------------------------------------------------------------------ 1. one-hot codes wider than int8
 
@@ -110,3 +113,170 @@ def test_model_fitted_on_16bit_scores_8bit_images_of_the_same_brightness():
     flat = np.full((4, 1, 4, 4), 200, np.uint8)
     scaler = ImageScaler().fit(deep)
     np.testing.assert_allclose(scaler.transform(flat), scaler.transform(deep), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ 3. very many categories
+
+
+def test_fifty_thousand_categories_refused_before_the_dense_matrix(tmp_path):
+    import time
+    import tracemalloc
+
+    from vae_anomaly.detector import VAEDetector
+
+    n = 50_000
+    path = tmp_path / "ids.csv"
+    pd.DataFrame({"x": np.arange(n) % 97 / 10.0, "order_ref": [f"ord-{i:06d}" for i in range(n)]}).to_csv(
+        path, index=False)
+    ds = load_dataset(path)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(DataError) as e:
+            VAEDetector(epochs=1).fit(ds.X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    msg = str(e.value)
+    assert e.value.file == str(path) and e.value.column == "order_ref"
+    assert "50,000 categories" in msg and "VAE_ANOMALY_ONEHOT_BUDGET_MB" in msg
+    assert "identifier" in msg  # every row its own value: the hint says so
+    assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MiB: the one-hot matrix was allocated"
+    assert time.perf_counter() - t0 < 20
+
+
+def test_onehot_budget_is_configurable_and_checked_per_scoring_chunk(monkeypatch):
+    frame = pd.DataFrame({"x": np.arange(2000) / 7.0, "c": [f"v{i % 500}" for i in range(2000)]})
+    monkeypatch.setenv("VAE_ANOMALY_ONEHOT_BUDGET_MB", "1")  # 2000 x 500 x 4 bytes = 3.8 MiB > 1 MiB
+    with pytest.raises(DataError, match="500 categories"):
+        TabularTransformer().fit(frame)
+    monkeypatch.setenv("VAE_ANOMALY_ONEHOT_BUDGET_MB", "8")
+    t = TabularTransformer().fit(frame)
+    monkeypatch.setenv("VAE_ANOMALY_ONEHOT_BUDGET_MB", "1")
+    with pytest.raises(DataError, match="chunk") as e:
+        t.transform(frame, source="big.csv")
+    assert e.value.file == "big.csv"
+    assert t.transform(frame.iloc[:200]).shape == (200, 501)  # a smaller chunk is fine
+    monkeypatch.setenv("VAE_ANOMALY_ONEHOT_BUDGET_MB", "lots")
+    from vae_anomaly.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="VAE_ANOMALY_ONEHOT_BUDGET_MB"):
+        TabularTransformer().fit(frame)
+
+
+# ------------------------------------------------------------------ 4. datetimes and Decimals
+
+
+def _typed_frame(n: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({
+        "x": rng.normal(size=n),
+        "price": [Decimal(f"{v:.2f}") for v in rng.uniform(1, 100, n)],
+        "kind": np.array(["a", "b"])[np.arange(n) % 2],
+    })
+
+
+def test_decimal_columns_become_numbers_from_parquet_and_dataframes(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vae_anomaly.detector import VAEDetector
+
+    frame = _typed_frame()
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    assert pa.types.is_decimal(pq.read_schema(path).field("price").type)
+    read = read_table(path)
+    assert pd.api.types.is_float_dtype(read["price"])
+    np.testing.assert_allclose(read["price"], [float(v) for v in frame["price"]])
+    det = VAEDetector(epochs=2, random_state=0).fit(load_dataset(path).X)
+    assert "price" in det.preprocessor_.numeric_
+    det.save(tmp_path / "model")  # was: TypeError, Decimal is not JSON serialisable
+    t = TabularTransformer().fit(frame)  # a DataFrame of Decimal objects, no file
+    assert "price" in t.numeric_ and "kind" in t.categorical_
+    np.testing.assert_allclose(t.transform(frame)[:, 1] * t.numeric_["price"]["scale"] + t.numeric_["price"]["center"],
+                               frame["price"].astype(float), rtol=1e-5)
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
+def test_datetime_columns_are_refused_before_training_with_a_hint(tmp_path, tz):
+    from vae_anomaly.detector import VAEDetector
+
+    frame = _typed_frame().drop(columns="price")
+    frame["seen"] = pd.date_range("2024-01-01", periods=len(frame), freq="h", tz=tz)
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    ds = load_dataset(path)
+    with pytest.raises(DataError) as e:
+        VAEDetector(epochs=2).fit(ds.X)
+    assert e.value.file == str(path) and e.value.column == "seen"
+    assert "date/time" in str(e.value) and "epoch seconds" in str(e.value) and "categorical_columns" in str(e.value)
+    assert not (tmp_path / "model").exists()
+
+
+def test_datetime_text_in_a_csv_is_refused_the_same_way(tmp_path):
+    frame = _typed_frame().drop(columns="price")
+    frame["seen"] = pd.date_range("2024-01-01", periods=len(frame), freq="h", tz="UTC").astype(str)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds = load_dataset(tmp_path / "t.csv")
+    with pytest.raises(DataError, match="date/time") as e:
+        TabularTransformer().fit(ds.X)
+    assert (e.value.file, e.value.column) == (str(tmp_path / "t.csv"), "seen")
+    # Month labels ("2024-01") are categories, not timestamps.
+    frame["seen"] = [f"2024-{1 + i % 3:02d}" for i in range(len(frame))]
+    assert "seen" in TabularTransformer().fit(frame).categorical_
+
+
+def test_datetime_declared_categorical_is_encoded_as_text_and_saved(tmp_path):
+    from vae_anomaly.detector import VAEDetector
+
+    frame = _typed_frame().drop(columns="price")
+    frame["day"] = pd.to_datetime(np.array(["2024-01-01", "2024-01-02"])[np.arange(len(frame)) % 2]).tz_localize("UTC")
+    det = VAEDetector(epochs=2, random_state=0, categorical_columns=["day"]).fit(frame)
+    assert det.preprocessor_.categorical_["day"]["categories"] == ["2024-01-01 00:00:00+00:00",
+                                                                   "2024-01-02 00:00:00+00:00"]
+    det.save(tmp_path / "model")
+    loaded = VAEDetector.load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.decision_function(frame), det.decision_function(frame), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ 5. digit categories, typed per chunk
+
+
+def _digit_category_csv(path):
+    rng = np.random.default_rng(0)
+    rows = ["a,code"] + [f"{rng.normal():.3f},{'xy'[i % 2] if i < 30 else i % 7}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_model_scores_its_own_training_csv_with_digit_categories_in_any_chunking(tmp_path):
+    from vae_anomaly.detector import VAEDetector
+    from vae_anomaly.file_scoring import score_file
+
+    path = _digit_category_csv(tmp_path / "digits.csv")
+    det = VAEDetector(epochs=2, random_state=0).fit(load_dataset(path).X)
+    assert all(isinstance(c, str) for c in det.preprocessor_.categorical_["code"]["categories"])
+    whole = score_file(det, path, tmp_path / "s_whole.csv")
+    # Chunks of 10 rows: the last three hold only digits, which pandas reads as integers.
+    chunked = score_file(det, path, tmp_path / "s_chunked.csv", chunk_rows=10)
+    assert whole.rows == chunked.rows == 60
+    a = pd.read_csv(tmp_path / "s_whole.csv")["score"]
+    b = pd.read_csv(tmp_path / "s_chunked.csv")["score"]
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_categories_match_across_types_and_old_models_still_load():
+    t = TabularTransformer(categorical_columns=["k"]).fit(pd.DataFrame({"x": [1.0, 2, 3], "k": [1, 2, 2]}))
+    assert t.categorical_["k"]["categories"] == ["1", "2"]
+    same = t.transform(pd.DataFrame({"x": [1.0, 2], "k": ["2", "1"]}))  # the same values read as text
+    np.testing.assert_array_equal(same, t.transform(pd.DataFrame({"x": [1.0, 2], "k": [2, 1]})))
+    np.testing.assert_array_equal(same, t.transform(pd.DataFrame({"x": [1.0, 2], "k": [2.0, 1.0]})))
+    assert t.inverse_transform(same)["k"].tolist() == [2, 1] and t.inverse_transform(same)["k"].dtype == np.int64
+    # A model saved before categories were stored as text (JSON numbers) keeps its one-hot order.
+    old = t.to_dict()
+    old["categorical"]["k"]["categories"] = [1, 2]
+    loaded = TabularTransformer.from_dict(old)
+    np.testing.assert_array_equal(loaded.transform(pd.DataFrame({"x": [1.0, 2], "k": [2, 1]})), same)
+    flags = TabularTransformer().fit(pd.DataFrame({"x": [1.0, 2, 3], "f": [True, False, True]}))
+    assert flags.inverse_transform(flags.transform(pd.DataFrame({"x": [1.0], "f": [False]})))["f"].tolist() == [False]

@@ -110,6 +110,7 @@ def load_dataset(
             ids = frame.pop(id_column).to_numpy()
         if frame.shape[1] == 0:
             raise DataError("no feature columns left after removing the label and id columns", file=path)
+        frame.attrs["source"] = str(path)  # so errors found while fitting on it name the file
         ds = Dataset(frame, y, "tabular", str(path), ids, label_column=label_column)
     else:
         if kind == "images":

@@ -11,6 +11,7 @@ import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,7 @@ def _iter_file(file: Path, chunk_rows: int, columns: Sequence[str] | None) -> It
 
             pf = pq.ParquetFile(file)
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns) if columns else None):
-                yield batch.to_pandas()
+                yield _decimals_as_floats(batch).to_pandas()
     except DataError:
         raise
     except pd.errors.EmptyDataError as exc:
@@ -131,6 +132,17 @@ def _iter_file(file: Path, chunk_rows: int, columns: Sequence[str] | None) -> It
         raise DataError(f"cannot parse table: {exc}", file=file) from exc
     except Exception as exc:  # pyarrow's ArrowInvalid and friends
         raise DataError(f"cannot read table: {exc}", file=file) from exc
+
+
+def _decimals_as_floats(batch: Any) -> Any:
+    """Parquet decimal columns as float64: pandas would hold them as Python Decimal objects, which
+    neither scale nor save (a model's JSON cannot hold them)."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_decimal(f.type) for f in batch.schema):
+        return batch
+    arrays = [a.cast(pa.float64()) if pa.types.is_decimal(a.type) else a for a in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def iter_table(

@@ -15,14 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, SchemaError
+from .columns import category_key, category_keys, check_onehot_budget, check_onehot_chunk, prepare_columns, sort_categories
 from .tabular import check_column_types, check_finite, first_non_numeric
 
 Scaling = Literal["robust", "standard", "minmax"]
-
-
-def _py(value: Any) -> Any:
-    """A JSON-safe Python scalar for a numpy/pandas value."""
-    return value.item() if hasattr(value, "item") else value
 
 
 @dataclass
@@ -60,9 +56,12 @@ class TabularTransformer:
     def fit(self, data: pd.DataFrame | np.ndarray, *, source: str | Path | None = None) -> TabularTransformer:
         if self.scaling not in ("robust", "standard", "minmax"):
             raise ConfigError(f"scaling must be 'robust', 'standard' or 'minmax', not {self.scaling!r}")
+        if source is None and isinstance(data, pd.DataFrame):
+            source = data.attrs.get("source")  # set by load_dataset: errors name the file the table came from
         frame = self._as_frame(data, source, fitting=True)
         if len(frame) == 0:
             raise DataError("no rows to fit on", file=source)
+        frame = prepare_columns(frame, file=source, categorical=self.categorical_columns)
         check_finite(frame, file=source)
         check_column_types(frame, file=source, numeric_columns=self.numeric_columns)
         self.columns_ = [str(c) for c in frame.columns]
@@ -70,11 +69,16 @@ class TabularTransformer:
             if given not in self.columns_:
                 raise DataError("column not found in the data", file=source, column=given)
         self.numeric_, self.categorical_ = {}, {}
+        categorical = {name: sort_categories(set(category_keys(frame[name]).unique()))
+                       for name in self.columns_ if self._is_categorical(name, frame[name])}
+        # Before any matrix exists: a column of 50 000 distinct values must not become a dense block first.
+        check_onehot_budget(len(frame), {name: len(cats) for name, cats in categorical.items()}, file=source)
         for name in self.columns_:
             col = frame[name]
-            if self._is_categorical(name, col):
-                cats = sorted({_py(v) for v in col.unique()}, key=lambda v: (str(type(v)), v))
-                self.categorical_[name] = {"categories": cats, "dtype": str(col.dtype)}
+            if name in categorical:
+                # Categories are stored as text and matched by category_key: the same value read as 4, 4.0
+                # or "4" (pandas types CSV chunks one by one) is one category, and the JSON always saves.
+                self.categorical_[name] = {"categories": categorical[name], "dtype": str(col.dtype)}
             else:
                 vals = pd.to_numeric(col).to_numpy(dtype=np.float64)
                 center, scale = self._scale_params(vals)
@@ -177,6 +181,8 @@ class TabularTransformer:
             raise SchemaError("unexpected extra column (not seen at fit time)", file=source, column=extra[0])
         if len(frame) == 0:
             raise DataError("no rows", file=source)
+        frame = prepare_columns(frame, file=source, categorical=list(self.categorical_))
+        check_onehot_chunk(len(frame), sum(len(c["categories"]) for c in self.categorical_.values()), file=source)
         out = np.empty((len(frame), self.n_features_out), dtype=np.float32)
         for block in self.blocks:
             col = frame[block.name]
@@ -197,16 +203,24 @@ class TabularTransformer:
                 out[:, block.start] = (v - p["center"]) / p["scale"]
             else:
                 cats = self.categorical_[block.name]["categories"]
-                # pandas sizes codes to the category count (int8 below 128 categories); the column index
-                # start + code must not be computed in that dtype, or it wraps past 127 columns.
-                codes = pd.Categorical(col.map(_py), categories=cats).codes.astype(np.intp)
-                if (codes < 0).any():
-                    pos = int(np.flatnonzero(codes < 0)[0])
-                    raise DataError(f"unseen category {col.iloc[pos]!r} (known: {cats[:10]})", file=source,
+                keys = category_keys(col)
+                # Codes as intp: pandas sizes categorical codes to the category count (int8 below 128),
+                # and start + code computed in int8 wrapped past 127 columns.
+                found = keys.map(self._category_index(block.name)).to_numpy(dtype=np.float64)
+                if np.isnan(found).any():
+                    pos = int(np.flatnonzero(np.isnan(found))[0])
+                    raise DataError(f"unseen category {keys.iloc[pos]!r} (known: {cats[:10]})", file=source,
                                     column=block.name, row=first_row + pos)
+                codes = found.astype(np.intp)
                 out[:, block.start:block.end] = 0.0
                 out[np.arange(len(frame)), block.start + codes] = 1.0
         return out
+
+    def _category_index(self, name: str) -> dict[str, int]:
+        index: dict[str, int] = {}
+        for i, key in enumerate(self.categorical_[name]["categories"]):
+            index.setdefault(key, i)  # a model saved before keys were text may list 4 and "4": first wins
+        return index
 
     def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
         """Back to the original columns, dtypes and categories; numeric values clipped to the seen range."""
@@ -226,7 +240,9 @@ class TabularTransformer:
                 dtype = info["dtype"]
                 series = pd.Series(values)
                 if dtype == "category":
-                    series = series.astype(pd.CategoricalDtype(info["categories"]))
+                    series = series.astype(pd.CategoricalDtype(list(dict.fromkeys(info["categories"]))))
+                elif dtype == "bool":
+                    series = series.map({"True": True, "False": False}).astype(bool)
                 elif dtype != "object":
                     try:
                         series = series.astype(dtype)
@@ -250,6 +266,9 @@ class TabularTransformer:
         t = cls(d.get("numeric_columns"), d.get("categorical_columns"), d["scaling"],
                 d.get("binary_columns", "gaussian"))
         t.columns_, t.numeric_, t.categorical_ = list(d["columns"]), dict(d["numeric"]), dict(d["categorical"])
+        # Models saved before categories were stored as text hold JSON numbers: same keys, same order.
+        t.categorical_ = {name: {**info, "categories": [category_key(c) for c in info["categories"]]}
+                          for name, info in t.categorical_.items()}
         t.from_array_ = bool(d.get("from_array", False))
         return t
 
