@@ -45,6 +45,16 @@ class ScheduleSpec(BaseModel):
         return self
 
 
+class WorkPoolSpec(BaseModel):
+    """Where `prefect deploy` sends the runs (a worker polls the pool); `vae-anomaly serve` runs them itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+
+
 class DeploymentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +65,7 @@ class DeploymentSpec(BaseModel):
     schedule: ScheduleSpec | None = None
     tags: list[str] = Field(default_factory=list)
     paused: bool = False
+    work_pool: WorkPoolSpec | None = None
 
     @field_validator("entrypoint")
     @classmethod
@@ -101,8 +112,13 @@ def flow_config_class(entrypoint: str) -> type[BaseModel] | None:
 
 
 class FlowsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The file is also a valid ``prefect.yaml`` (``prefect deploy --prefect-file flows.yaml --all``):
+    the project-level keys Prefect reads are allowed; build/push/pull steps are not (serve runs local code)."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str | None = None
+    prefect_version: str | None = Field(None, alias="prefect-version")
     deployments: list[DeploymentSpec] = Field(min_length=1)
 
 

@@ -119,3 +119,19 @@ def test_tracking_server_down_retries_then_clear_error(tmp_path, monkeypatch):
         train_mod.train_flow(train_config())
     assert calls["n"] == 3  # first try + 2 retries
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_flows_yaml_work_pool_and_prefect_keys(tmp_path):
+    """flows.yaml doubles as a prefect.yaml: its project keys and a deployment's work_pool are read, and a
+    malformed work_pool is refused naming the entry and field (not silently ignored)."""
+    from pipelines.deployments import load_flows_file
+    from tests.conftest import ROOT
+    from vae_anomaly.errors import ConfigError
+
+    spec = load_flows_file(ROOT / "flows.yaml")
+    assert spec.name == "vae-anomaly" and spec.prefect_version
+    assert all(d.work_pool is not None and d.work_pool.name == "vae-anomaly" for d in spec.deployments)
+    (tmp_path / "f.py").write_text("")
+    (tmp_path / "flows.yaml").write_text("deployments:\n  - name: a\n    entrypoint: f.py:x\n    work_pool: {nme: p}\n")
+    with pytest.raises(ConfigError, match=r"deployment #0 \('a'\), field 'work_pool"):
+        load_flows_file(tmp_path / "flows.yaml")

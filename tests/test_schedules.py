@@ -92,3 +92,37 @@ def test_interval_schedule_fires_on_its_own_and_the_run_completes(prefect_api_se
         assert (project / "ticks" / done[0]["id"]).read_text() == "ran"
     finally:
         stop(serve)
+
+
+def test_flows_yaml_deploys_with_prefects_own_cli(prefect_api_server, tmp_path):
+    """flows.yaml is a valid prefect.yaml: `prefect deploy --prefect-file flows.yaml --all` registers every
+    entry on its work pool with the same schedule, parameters and pause state that `vae-anomaly serve` reads."""
+    from pipelines.deployments import load_flows_file
+    from tests.conftest import ROOT
+
+    spec = load_flows_file(ROOT / "flows.yaml")  # our own reader accepts the same file
+    env = {**prefect_api_server.env, "PREFECT_HOME": str(tmp_path / "client-home")}
+    pools = {d.work_pool.name for d in spec.deployments if d.work_pool}
+    assert pools, "flows.yaml names no work pool: `prefect deploy` refuses it"
+    for pool in pools:
+        subprocess.run([str(BIN / "prefect"), "work-pool", "create", pool, "--type", "process", "--overwrite"],
+                       env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    res = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--prefect-file", str(ROOT / "flows.yaml"),
+                          "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    with prefect_api_server.client() as api:
+        names = [d.name for d in spec.deployments]
+        found = {d["name"]: d for d in api.post("/deployments/filter",
+                                                json={"deployments": {"name": {"any_": names}}}).json()}
+    assert set(found) == set(names)
+    for d in spec.deployments:
+        got = found[d.name]
+        assert got["work_pool_name"] == d.work_pool.name
+        assert got["parameters"] == d.parameters
+        assert got["paused"] == d.paused
+        assert got["entrypoint"] == d.entrypoint
+        sched = got["schedules"][0]["schedule"]
+        if d.schedule.cron:
+            assert (sched["cron"], sched["timezone"]) == (d.schedule.cron, d.schedule.timezone)
+        else:
+            assert sched["interval"] == d.schedule.interval
