@@ -52,9 +52,17 @@ def test_scores_carry_lineage_and_it_verifies(mlflow_store):
     assert result["ok"], result["checks"]
     assert {c["check"] for c in result["checks"] if c["ok"]} >= {"model version", "training data", "weights", "input"}
     assert result["run"]["params"]["data.sha256"] == record["training_data_sha256"]
-    r = _lineage(out, cwd=mlflow_store)
+    from vae_anomaly.persist import file_sha256
+
+    # Read-only: the store's files and a fresh working folder are the same afterwards.
+    before = {p: file_sha256(p) for p in mlflow_store.rglob("*") if p.is_file()}
+    (mlflow_store / "elsewhere").mkdir()
+    r = _lineage(out, cwd=mlflow_store / "elsewhere")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "lin version 1 (alias champion)" in r.stdout and "[ok      ] weights" in r.stdout
+    assert "[ok      ] scores" in r.stdout
+    assert {p: file_sha256(p) for p in mlflow_store.rglob("*") if p.is_file()} == before
+    assert list((mlflow_store / "elsewhere").iterdir()) == []
 
 
 def test_lineage_detects_an_edited_input_and_a_tampered_artifact(mlflow_store):

@@ -263,3 +263,27 @@ def test_lineage_catches_a_deleted_or_edited_part_of_a_dask_output(model, client
     (tmp_path / "out" / "part-00001.parquet").unlink()
     r = _lineage(tmp_path / "out", tmp_path)
     assert r.returncode == 1 and "missing: part-00001.parquet" in r.stdout
+
+
+# ---- 4. lineage is read-only and opens only the configured tracking store ------------------------------
+
+def test_lineage_never_creates_the_tracking_store_a_scores_file_names(model, tmp_path):
+    from vae_anomaly.file_scoring import score_file
+    from vae_anomaly.lineage import build_record
+
+    det, _, frame = model
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "work").mkdir()
+    named = f"sqlite:///{tmp_path / 'elsewhere' / 'new.db'}"
+    record = {**build_record(detector=det, input_path=tmp_path / "in.csv"), "model_name": "m", "model_version": "1",
+              "mlflow_run_id": "abc", "tracking_uri": named}
+    score_file(det, tmp_path / "in.csv", tmp_path / "s.parquet", lineage=record)
+    env = {k: v for k, v in ENV.items() if k != "MLFLOW_TRACKING_URI"}
+    for extra in ((), ("--use-recorded-tracking-uri",)):
+        r = subprocess.run([str(BIN / "vae-anomaly"), "lineage", str(tmp_path / "s.parquet"), *extra],
+                           capture_output=True, text=True, cwd=tmp_path / "work", env=env, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert named in r.stdout and "skipped" in r.stdout  # shown, not opened
+        assert list((tmp_path / "elsewhere").iterdir()) == [], extra
+        assert list((tmp_path / "work").iterdir()) == [], extra  # nor ./mlflow.db, ./mlruns ...

@@ -182,14 +182,18 @@ def score(
 def lineage(
     scores: Annotated[Path, typer.Argument(help="A scores file (.parquet, or .csv with its .lineage.json).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole chain as JSON.")] = False,
+    use_recorded_tracking_uri: Annotated[bool, typer.Option(
+        help="Look the model up in the tracking store the scores record (default: MLFLOW_TRACKING_URI or "
+             "./mlflow.db). A SQLite file that does not exist is never created.")] = False,
 ) -> None:
     """Trace a scores file back to its model version, training run, training data and commit, and verify it.
 
-    Exit code 1 when a check fails (weights changed since scoring, input edited), 2 for unusable input.
+    Read-only. Exit code 1 when a check fails (scores, weights or input changed since scoring), 2 for
+    unusable input.
     """
     from .lineage import format_trace, trace
 
-    result = trace(scores)
+    result = trace(scores, use_recorded_tracking_uri=use_recorded_tracking_uri)
     if as_json:
         _print_json(result)
     else:

@@ -161,23 +161,62 @@ def read_record(scores: str | Path) -> dict[str, Any]:
     return record
 
 
-def trace(scores: str | Path) -> dict[str, Any]:
+def store_missing(uri: str) -> str | None:
+    """Why the tracking store at ``uri`` cannot be read without creating it, or None when it is there.
+
+    Opening a SQLite URI creates the database (and MLflow its tables); a read-only command must not.
+    """
+    from urllib.parse import urlparse
+
+    if uri.startswith("sqlite:"):
+        path = uri.split("?", 1)[0].removeprefix("sqlite:").removeprefix("///")
+        if not path or path == ":memory:" or not Path(path).is_file() or Path(path).stat().st_size == 0:
+            return f"no SQLite tracking store at {path or uri}"
+        return None
+    if uri.startswith("file:") or "://" not in uri:
+        path = urlparse(uri).path if uri.startswith("file:") else uri
+        return None if Path(path).is_dir() else f"no tracking folder at {path}"
+    return None
+
+
+def trace(scores: str | Path, *, use_recorded_tracking_uri: bool = False) -> dict[str, Any]:
     """The chain from a scores file back to its training data, with every check that could be made.
 
-    Returns ``{"record", "model", "run", "checks": [{"check", "ok", "detail"}], "ok"}``.
+    Read-only: the registry is looked up in the *configured* tracking store (``MLFLOW_TRACKING_URI``,
+    else ``./mlflow.db``), not in the one the file names -- a scores file is data, and a URI in it
+    must not make us open (or create) a database somewhere. ``use_recorded_tracking_uri`` opts in to
+    the recorded one. A SQLite or folder store that does not exist is never created: its checks are
+    reported as skipped.
+
+    Returns ``{"record", "model", "run", "checks": [{"check", "ok", "detail"}], "tracking_uri", "ok"}``.
     """
+    from .tracking.connection import tracking_uri as configured_uri
+
     record = read_record(scores)
     checks: list[dict[str, Any]] = []
-    out: dict[str, Any] = {"scores": str(scores), "record": record, "model": None, "run": None, "checks": checks}
+    uri = (record.get("tracking_uri") or "") if use_recorded_tracking_uri else configured_uri()
+    out: dict[str, Any] = {"scores": str(scores), "record": record, "model": None, "run": None, "checks": checks,
+                           "tracking_uri": uri}
 
     def check(name: str, ok: bool | None, detail: str) -> None:
         checks.append({"check": name, "ok": ok, "detail": detail})
 
-    if record.get("tracking_uri"):
-        os.environ.setdefault("MLFLOW_TRACKING_URI", record["tracking_uri"])
     name, version = record.get("model_name"), record.get("model_version")
-    if name and version:
-        _trace_registry(record, out, check)
+    missing = store_missing(uri) if name and version else None
+    if name and version and missing:
+        check("model version", None, f"{missing} (never created by lineage); the scores record "
+                                     f"{record.get('tracking_uri')}: set MLFLOW_TRACKING_URI"
+                                     + ("" if use_recorded_tracking_uri else " or pass --use-recorded-tracking-uri"))
+    elif name and version:
+        saved = os.environ.get("MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        try:
+            _trace_registry(record, out, check)
+        finally:
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
     elif record.get("weights_sha256") and record.get("model_uri") and Path(record["model_uri"]).is_dir():
         from .persist import file_sha256
 
@@ -292,7 +331,7 @@ def format_trace(result: dict[str, Any]) -> str:
              f"  <- model  {r.get('model_name')} version {r.get('model_version')}"
              + (f" (alias {r['model_alias']})" if r.get("model_alias") else "")
              + f", weights {str(r.get('weights_sha256'))[:12]}...",
-             f"  <- run    {r.get('mlflow_run_id')} at {r.get('tracking_uri')}"
+             f"  <- run    {r.get('mlflow_run_id')} (recorded tracking store: {r.get('tracking_uri')})"
              + (f", Prefect flow run {r['prefect_flow_run_id']}" if r.get("prefect_flow_run_id") else "")]
     run = result.get("run")
     if run:
@@ -301,6 +340,8 @@ def format_trace(result: dict[str, Any]) -> str:
         lines.append(f"  <- data   {str(run.get('data_sha256'))[:16]}... (training data fingerprint)")
         lines.append(f"  <- code   commit {run.get('git_commit')}")
     lines.append(f"input       {r.get('input')} ({str(r.get('input_sha256'))[:12]}...)")
+    if r.get("model_name"):
+        lines.append(f"looked up   in {result.get('tracking_uri')}")
     for c in result["checks"]:
         mark = {True: "ok      ", False: "MISMATCH", None: "skipped "}[c["ok"]]
         lines.append(f"[{mark}] {c['check']}: {c['detail']}")
