@@ -7,13 +7,17 @@ typed by the chunk they were read in, IDX/PNG/CLI tracebacks, messages that name
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
+import zlib
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly.data import ImageScaler, TabularTransformer, load_dataset, read_image_folder, read_table
+from vae_anomaly.data import ImageScaler, TabularTransformer, load_dataset, read_idx, read_image_folder, read_table
 from vae_anomaly.errors import DataError
 
 # ------------------------------------------------------------------ 1. one-hot codes wider than int8
@@ -280,3 +284,129 @@ def test_categories_match_across_types_and_old_models_still_load():
     np.testing.assert_array_equal(loaded.transform(pd.DataFrame({"x": [1.0, 2], "k": [2, 1]})), same)
     flags = TabularTransformer().fit(pd.DataFrame({"x": [1.0, 2, 3], "f": [True, False, True]}))
     assert flags.inverse_transform(flags.transform(pd.DataFrame({"x": [1.0], "f": [False]})))["f"].tolist() == [False]
+
+
+# ------------------------------------------------------------------ 6. tracebacks -> one line
+
+
+def _idx(path, dims, body=b""):
+    path.write_bytes(bytes([0, 0, 0x08, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + body)
+    return path
+
+
+@pytest.mark.parametrize("dims", [(2**32 - 1, 2**32 - 1, 3), (2**31, 2**31, 2**31), (2**32 - 1,) * 4])
+def test_idx_header_dimensions_that_overflow(tmp_path, dims):
+    p = _idx(tmp_path / "x.idx", dims, b"\x00" * 16)
+    with pytest.raises(DataError) as e:
+        read_idx(p)
+    assert e.value.file == str(p)
+    assert " -" not in str(e.value)  # no negative byte count
+
+
+def test_idx_with_zero_images(tmp_path):
+    p = _idx(tmp_path / "x.idx", (0, 28, 28))
+    with pytest.raises(DataError, match="0 images") as e:
+        load_dataset(p)
+    assert e.value.file == str(p)
+
+
+def _png_header_only(path, width, height, idat: bytes = b""):
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_png_is_a_data_error(tmp_path):
+    (tmp_path / "c").mkdir()
+    _png_header_only(tmp_path / "c" / "bomb.png", 60_000, 60_000, zlib.compress(b""))
+    with pytest.raises(DataError, match="pixels") as e:
+        read_image_folder(tmp_path)
+    assert e.value.file.endswith("bomb.png")
+
+
+def test_png_over_pillows_warning_limit_is_refused_not_loaded(tmp_path):
+    # 10 000 x 10 000 = 100 M pixels: over Pillow's 89 M warning limit, under its error limit; a valid file.
+    w = h = 10_000
+    rows = (b"\x00" + b"\x00" * (w // 8)) * h
+    (tmp_path / "c").mkdir()
+    _png_header_only(tmp_path / "c" / "huge.png", w, h, zlib.compress(rows, 9))
+    with pytest.raises(DataError, match="pixels") as e:
+        read_image_folder(tmp_path)
+    assert e.value.file.endswith("huge.png")
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vae_anomaly.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_train_on_unknown_value_is_one_line_naming_the_option(tmp_path):
+    (tmp_path / "d.csv").write_text("a,b\n" + "\n".join(f"{i},{i % 3}" for i in range(20)) + "\n")
+    res = _cli("train", tmp_path / "d.csv", "--train-on", "sometimes", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and "validation error" not in res.stderr
+    assert "--train-on" in res.stderr and "'all'" in res.stderr and "'normal'" in res.stderr
+    assert "sometimes" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ 7. messages
+
+
+def test_header_spaces_are_stripped_consistently(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("a, b ,c\n1,2,3\n4,5,6\n")
+    assert list(read_table(p).columns) == ["a", "b", "c"]
+    from vae_anomaly.data import iter_table
+
+    assert [list(c.frame.columns) for c in iter_table(p, chunk_rows=1)] == [["a", "b", "c"]] * 2
+    assert list(read_table(p, columns=["b"]).columns) == ["b"]
+
+
+def test_header_names_that_collide_after_stripping_name_both(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("a,b,b \n1,2,3\n")
+    with pytest.raises(DataError, match="duplicated") as e:
+        read_table(p)
+    assert "'b'" in str(e.value) and "'b '" in str(e.value) and e.value.file == str(p)
+
+
+def test_one_row_fit_names_the_file(tmp_path):
+    (tmp_path / "one.csv").write_text("a,b\n1,2\n")
+    res = _cli("fit", tmp_path / "one.csv", "--out", tmp_path / "m", "--epochs", "1")
+    assert res.returncode == 2
+    assert "one.csv" in res.stderr and "1 row" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_on_normal_without_normal_rows_names_file_and_option(tmp_path):
+    from vae_anomaly.jobs.train import TrainJobConfig, ingest, split
+
+    path = tmp_path / "all_anomalies.csv"
+    pd.DataFrame({"a": np.arange(20.0), "y": [1] * 20}).to_csv(path, index=False)
+    cfg = TrainJobConfig(data=str(path), label_column="y", anomaly_label="1", train_on="normal")
+    with pytest.raises(DataError) as e:
+        split(ingest(cfg), cfg)
+    assert e.value.file == str(path) and e.value.column == "y"
+    assert "--train-on normal" in str(e.value) and "no rows labelled normal" in str(e.value)
+
+
+@pytest.mark.parametrize(("n_rare", "options", "said"), [
+    (1, {}, "hold-out split"),  # was: scikit-learn's ValueError from the stratified split
+    (4, {"min_class_rows": 6}, "min_class_rows"),  # was: "column 'y'", no file, no option
+])
+def test_small_class_names_file_label_and_option(tmp_path, n_rare, options, said):
+    from vae_anomaly.jobs.synthesize import SynthJobConfig, balance, ingest
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.csv"
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=list("abc"))
+    frame["kind"] = ["n"] * (40 - n_rare) + ["r"] * n_rare
+    frame.to_csv(path, index=False)
+    cfg = SynthJobConfig(data=str(path), label_column="kind", oversampler={"epochs": 1, **options})
+    with pytest.raises(DataError) as e:
+        balance(ingest(cfg), cfg)
+    assert e.value.file == str(path) and e.value.column == "kind"
+    assert "class 'r' has" in str(e.value) and said in str(e.value)

@@ -110,6 +110,10 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
 ) -> None:
     """Run the train flow: fit, log to MLflow, register, promote to champion if it wins."""
+    if train_on not in ("all", "normal"):  # checked here, in the option's words, not by the job's pydantic model
+        from .errors import ConfigError
+
+        raise ConfigError(f"--train-on must be 'all' or 'normal', not {train_on!r}")
     from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.train import train_flow
 

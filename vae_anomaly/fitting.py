@@ -92,7 +92,9 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae"
         if len(data) < 2:
             from .errors import DataError
 
-            raise DataError(f"got {len(data)} sample; training needs at least 2 samples (n_samples = {len(data)})")
+            source = X.attrs.get("source") if hasattr(X, "attrs") else None  # the file load_dataset read
+            raise DataError(f"only {len(data)} row to train on: training needs at least 2 samples "
+                            f"(n_samples = {len(data)})", file=source)
         config = ModelConfig(model_input_shape(pre), kind=kind, blocks=likelihood_layout(pre),
                              n_conditions=n_conditions, **(model_options or {}))
         if n_members == 1:

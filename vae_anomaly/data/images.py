@@ -7,6 +7,7 @@ data set; a file that breaks that rule is named in the error.
 from __future__ import annotations
 
 import gzip
+import math
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -184,10 +185,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(raw) < 4 + 4 * ndim:
         raise DataError(f"IDX header truncated ({ndim} dimensions declared)", file=path)
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims)) * dtype.itemsize
+    if 0 in dims:
+        raise DataError(f"IDX header declares dimensions {dims}: the file holds 0 images", file=path)
+    # Python integers: np.prod of large header dimensions wrapped around in int64 (negative sizes).
+    expected = math.prod(dims) * dtype.itemsize
     body = len(raw) - 4 - 4 * ndim
     if body != expected:
-        raise DataError(f"IDX body is {body} bytes, header {dims} needs {expected} "
+        raise DataError(f"IDX body is {body:,} bytes, header {dims} needs {expected:,} "
                         f"({'truncated' if body < expected else 'trailing bytes'})", file=path)
     return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
 

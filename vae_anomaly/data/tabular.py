@@ -77,6 +77,7 @@ def csv_delimiter(file: Path) -> str:
 
 
 def _header(file: Path) -> list[str]:
+    """Column names as the file spells them (a CSV's with their spaces; see :func:`_column_names`)."""
     try:
         if file.suffix.lower() == ".csv":
             delimiter = csv_delimiter(file)
@@ -84,7 +85,7 @@ def _header(file: Path) -> list[str]:
                 first = next(csv.reader(fh, delimiter=delimiter), None)
             if first is None:
                 raise DataError("file is empty", file=file)
-            return [c.strip() for c in first]
+            return first
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -102,22 +103,38 @@ def _header(file: Path) -> list[str]:
         raise DataError(f"cannot read table header: {exc}", file=file) from exc
 
 
-def _check_header(file: Path, header: list[str]) -> None:
+def _column_names(file: Path, header: list[str]) -> list[str]:
+    """A CSV's column names without the spaces around them (``a, b ,c`` -> a, b, c), every one of them:
+    pandas' ``skipinitialspace`` removes only the leading ones, and ``b`` and ``b `` then differ."""
+    return [c.strip() for c in header] if file.suffix.lower() == ".csv" else list(header)
+
+
+def _check_header(file: Path, header: list[str], raw: list[str] | None = None) -> None:
+    raw = header if raw is None else raw
     seen: dict[str, int] = {}
     for i, name in enumerate(header):
         if name == "":
             raise DataError(f"column {i} has an empty name", file=file)
         if name in seen:
-            raise DataError(f"duplicated column name (positions {seen[name]} and {i})", file=file, column=name)
+            j = seen[name]
+            spelled = (f": {raw[j]!r} and {raw[i]!r} are one name once the spaces around them are removed"
+                       if raw[j] != raw[i] else "")
+            raise DataError(f"duplicated column name (positions {j} and {i}){spelled}", file=file, column=name)
         seen[name] = i
 
 
-def _iter_file(file: Path, chunk_rows: int, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+def _iter_file(file: Path, chunk_rows: int, columns: Sequence[str] | None,
+               names: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     try:
         if file.suffix.lower() == ".csv":
-            reader = pd.read_csv(file, chunksize=chunk_rows, usecols=columns, skipinitialspace=True,
-                                 sep=csv_delimiter(file))
-            yield from reader
+            # Columns chosen by position and named by their stripped names (``names``), whatever spaces
+            # the header has around them.
+            names = list(names) if names is not None else _column_names(file, _header(file))
+            wanted = sorted(names.index(c) for c in columns) if columns is not None else list(range(len(names)))
+            reader = pd.read_csv(file, chunksize=chunk_rows, usecols=wanted if columns is not None else None,
+                                 skipinitialspace=True, sep=csv_delimiter(file))
+            for frame in reader:
+                yield frame.set_axis([names[i] for i in wanted], axis=1)
         else:
             import pyarrow.parquet as pq
 
@@ -160,8 +177,9 @@ def iter_table(
     reference: list[str] | None = None
     any_rows = False
     for file in files:
-        header = _header(file)
-        _check_header(file, header)
+        raw = _header(file)
+        header = _column_names(file, raw)
+        _check_header(file, header, raw)
         if reference is None:
             reference = header
             if columns is not None:
@@ -174,7 +192,7 @@ def iter_table(
             what = f"extra column {extra[0]!r}" if extra else f"missing column {gone[0]!r}" if gone else "columns in another order"
             raise DataError(f"part differs from the first part: {what}", file=file)
         row = 0
-        for frame in _iter_file(file, chunk_rows, columns):
+        for frame in _iter_file(file, chunk_rows, columns, header):
             if check_values:
                 check_finite(frame, file=file, first_row=row)
             any_rows = any_rows or len(frame) > 0

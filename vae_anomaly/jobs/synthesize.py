@@ -69,6 +69,12 @@ def balance(ds: Dataset, config: SynthJobConfig) -> SynthResult:
 
     y = np.asarray(ds.y)
     idx = np.arange(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:  # the stratified hold-out needs a row of every class on each side
+        c = classes[counts.argmin()]
+        raise DataError(f"class {str(c)!r} has 1 row: the hold-out split (holdout_fraction "
+                        f"{config.holdout_fraction}) needs at least 2 rows of every class; add rows or drop the class",
+                        file=ds.source, column=config.label_column)
     tr, ho = train_test_split(idx, test_size=config.holdout_fraction, random_state=config.seed, stratify=y)
 
     def take(rows: np.ndarray) -> Any:
@@ -77,7 +83,16 @@ def balance(ds: Dataset, config: SynthJobConfig) -> SynthResult:
     Xtr, ytr = take(tr), y[tr]
     sampler = VAEOversampler(random_state=config.seed, sampling_strategy=_strategy(config, ytr),
                              **config.oversampler)
-    X_res, y_res = sampler.fit_resample(Xtr, ytr)
+    try:
+        X_res, y_res = sampler.fit_resample(Xtr, ytr)
+    except DataError as exc:
+        if exc.file is not None or exc.column not in (None, "y"):
+            raise
+        # The oversampler sees arrays: name the file, the label column and the option that decides.
+        option = "; VAEOversampler option min_class_rows, --set min_class_rows=N" \
+            if "needed to learn it" in exc.message else ""
+        raise DataError(f"{exc.message} (in the {len(ytr)}-row training split{option})", file=ds.source,
+                        column=config.label_column, row=exc.row, index=exc.index) from exc
     return SynthResult(Xtr, ytr, take(ho), y[ho], X_res, np.asarray(y_res), len(ytr), sampler)
 
 

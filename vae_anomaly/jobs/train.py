@@ -122,8 +122,13 @@ def split(ds: Dataset, config: TrainJobConfig) -> TrainingData:
     tr, va = train_test_split(idx, test_size=config.validation_fraction, random_state=config.seed, stratify=strat)
     if config.train_on == "normal":
         if y is None:
-            raise DataError("train_on='normal' needs a label column", file=ds.source)
+            raise DataError("--train-on normal (train_on='normal') needs a label column (--label)", file=ds.source)
         tr = tr[y[tr] == 0]
+        if len(tr) < 2:
+            raise DataError(f"--train-on normal (train_on='normal'): {'no rows' if not len(tr) else 'one row'} "
+                            f"labelled normal in the training split ({int((y == 0).sum())} of {n} rows are normal; "
+                            f"the anomaly label is {config.anomaly_label or 'the default'!r}): pass --train-on all "
+                            "or the right --anomaly-label", file=ds.source, column=config.label_column)
 
     def take(rows: np.ndarray) -> Any:
         return ds.X.iloc[rows].reset_index(drop=True) if isinstance(ds.X, pd.DataFrame) else ds.X[rows]
