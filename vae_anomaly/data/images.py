@@ -191,7 +191,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = math.prod(dims) * dtype.itemsize
     body = len(raw) - 4 - 4 * ndim
     if body != expected:
-        raise DataError(f"IDX body is {body:,} bytes, header {dims} needs {expected:,} "
+        raise DataError(f"IDX body is {body:,} bytes, header {dims} needs {expected:,} bytes "
                         f"({'truncated' if body < expected else 'trailing bytes'})", file=path)
     return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
 
