@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from typing import Any
 
 # Tasks that talk to the tracking server retry; tasks that read data do not (bad data stays bad).
@@ -29,12 +31,67 @@ def _failure(state: Any) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
 
 
-def retry_server_errors_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a tracking task only when the server failed (TrackingError); an unknown model name,
-    version or alias (ModelError) or a bad config is the user's to fix: retrying cannot help."""
+# Local file-system failures a retry seconds later cannot fix: the artifact location is not writable,
+# not a folder, on a read-only or full disk. (Connection errors are OSErrors too, and are transient.)
+_PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                     errno.EEXIST, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG}
+# MLflow error codes that say "you may not" or "this request is wrong", never "try again later".
+_PERMANENT_MLFLOW_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "INVALID_PARAMETER_VALUE",
+                           "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE", "BAD_REQUEST",
+                           "MALFORMED_REQUEST", "NOT_IMPLEMENTED", "FEATURE_DISABLED"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """The one classification of failures for retries: True only for a tracking-server failure that may
+    pass (connection refused or reset, timeout, a 5xx). Bad data, a bad config, an unknown model and an
+    artifact location this process cannot write are permanent: retrying them repeats the work and leaves
+    one FAILED MLflow run per attempt."""
     from vae_anomaly.errors import TrackingError
 
-    return isinstance(_failure(state), TrackingError)
+    if not isinstance(exc, TrackingError):
+        return False
+    for cause in _causes(exc)[1:]:
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return True
+        if type(cause).__name__ in {"ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ChunkedEncodingError"}:
+            return True  # requests' and urllib3's network errors
+        if isinstance(cause, OSError) and cause.errno in _PERMANENT_ERRNOS:
+            return False
+        if str(getattr(cause, "error_code", "")) in _PERMANENT_MLFLOW_CODES:
+            return False
+    return True
+
+
+def retry_server_errors_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a tracking task only on a transient server failure
+    (:func:`is_transient`); an unknown model, a bad config or an unwritable artifact store is the user's to fix."""
+    return is_transient(_failure(state))
+
+
+# MLflow runs opened by a task run, by Prefect task-run id: a retry of the same task run reuses its run.
+_RUNS_OPENED: dict[str, str] = {}
+
+
+def open_run_once(open_run: Callable[[], str]) -> str:
+    """Open an MLflow run at most once per Prefect task run (a retried task never opens a second run)."""
+    from prefect.runtime import task_run
+
+    key = str(task_run.get_id() or "")
+    if key and key in _RUNS_OPENED:
+        return _RUNS_OPENED[key]
+    run_id = open_run()
+    if key:
+        _RUNS_OPENED[key] = run_id
+    return run_id
 
 
 def data_task(fn):  # noqa: ANN001, ANN201
@@ -46,12 +103,33 @@ def data_task(fn):  # noqa: ANN001, ANN201
 
 
 def tracking_task(fn):  # noqa: ANN001, ANN201
-    """A task that talks to the tracking server: retried with back-off, on server errors only."""
+    """A task that talks to the tracking server: retried with back-off, on transient server errors only."""
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
     return task(fn, retries=TRACKING_RETRIES, retry_delay_seconds=TRACKING_RETRY_DELAYS, cache_policy=NO_CACHE,
                 retry_condition_fn=retry_server_errors_only)
+
+
+def run_opening_task(fn):  # noqa: ANN001, ANN201
+    """A tracking task that opens an MLflow run through :func:`open_run_once`: its retries reuse that run,
+    and when the task finally fails (permanent error, or retries spent) the run is ended FAILED."""
+    return tracking_task(fn).with_options(on_failure=[_fail_run_opened_by], on_completion=[_forget_run_opened_by])
+
+
+def _forget_run_opened_by(task: Any, task_run: Any, state: Any) -> None:
+    _RUNS_OPENED.pop(str(task_run.id), None)
+
+
+def _fail_run_opened_by(task: Any, task_run: Any, state: Any) -> None:
+    import contextlib
+
+    run_id = _RUNS_OPENED.pop(str(task_run.id), None)
+    if run_id:
+        from vae_anomaly import tracking
+
+        with contextlib.suppress(Exception):  # the tracking store may be the thing that is down
+            tracking.end_run(run_id, "FAILED")
 
 
 class _OneLineUserErrors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -37,14 +38,23 @@ def score(detector: Any, config: ScoreJobConfig, output: str, uri: str, version:
                       chunk_rows=config.chunk_rows, overwrite=config.overwrite, lineage=record).to_dict()
 
 
+@_runtime.run_opening_task
+def open_run(config: ScoreJobConfig, uri: str, version: dict[str, Any]) -> str:
+    from vae_anomaly import tracking
+
+    run_id = _runtime.open_run_once(lambda: tracking.start_run(
+        config.experiment, run_name=f"score {uri}",
+        tags={**_runtime.flow_run_tags(), "job": "score", "model_uri": uri, "model_version": version.get("version", "")}))
+    # Written before any scoring: an artifact store this process cannot write fails here, once, not after the work.
+    tracking.log_dict(run_id, config.model_dump(), "score_config.json")
+    return run_id
+
+
 @_runtime.tracking_task
-def log_summary(result: jobs.ScoreResult, config: ScoreJobConfig) -> str:
+def log_summary(run_id: str, result: jobs.ScoreResult, config: ScoreJobConfig) -> str:
     from vae_anomaly import tracking
 
     s = result.summary
-    run_id = tracking.start_run(config.experiment, run_name=f"score {result.model_uri}",
-                                tags={**_runtime.flow_run_tags(), "job": "score", "model_uri": result.model_uri,
-                                      "model_version": result.model_version.get("version", "")})
     tracking.log_params(run_id, {"input": config.input, "output": s["output"], "model_uri": result.model_uri,
                                  "chunk_rows": config.chunk_rows})
     tracking.log_metrics(run_id, {"rows": s["rows"], "flagged": s["flagged"], "flagged_share": s["flagged_share"],
@@ -52,7 +62,6 @@ def log_summary(result: jobs.ScoreResult, config: ScoreJobConfig) -> str:
                                   "rows_per_second": s["rows_per_second"],
                                   **{f"score_{k}": v for k, v in s["quantiles"].items()}})
     tracking.log_dict(run_id, s, "score_summary.json")
-    tracking.end_run(run_id)
     return run_id
 
 
@@ -71,10 +80,19 @@ def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     _runtime.quiet_user_error_tracebacks()
     config = config or ScoreJobConfig()
     output = config.output or jobs.default_output(config.model)
+    from vae_anomaly import tracking
+
     detector, uri, version = load_model(config.model)
-    summary = score(detector, config, output, uri, version)
-    result = jobs.ScoreResult(summary, uri, version)
-    run_id = log_summary(result, config)
+    run_id = open_run(config, uri, version)
+    try:
+        summary = score(detector, config, output, uri, version)
+        result = jobs.ScoreResult(summary, uri, version)
+        log_summary(run_id, result, config)
+    except BaseException:
+        with contextlib.suppress(Exception):  # never let a failure to record the failure hide its cause
+            tracking.end_run(run_id, "FAILED")
+        raise
+    tracking.end_run(run_id)
     publish_artifacts(result)
     get_run_logger().info(jobs.summary_markdown(result))
     return {"output": summary["output"], "summary": summary, "model_uri": uri, "model_version": version,

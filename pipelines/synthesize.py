@@ -38,13 +38,13 @@ def evaluate(result: synth_job.SynthResult, config: SynthJobConfig) -> dict[str,
     return synth_job.evaluate(result, config.seed)
 
 
-@_runtime.tracking_task
+@_runtime.run_opening_task
 def log_run(result: synth_job.SynthResult, metrics: dict[str, float], config: SynthJobConfig, ds,  # noqa: ANN001
             output: str) -> str:
     from vae_anomaly import tracking
 
-    run_id = tracking.start_run(config.experiment, run_name=f"synthesize {ds.source}",
-                                tags={**_runtime.flow_run_tags(), "job": "synthesize"})
+    run_id = _runtime.open_run_once(lambda: tracking.start_run(config.experiment, run_name=f"synthesize {ds.source}",
+                                                               tags={**_runtime.flow_run_tags(), "job": "synthesize"}))
     tracking.log_params(run_id, {"job": config.model_dump(), "output": output,
                                  "sampling_strategy": {str(k): int(v) for k, v in
                                                        result.oversampler.sampling_strategy_.items()},

@@ -20,7 +20,7 @@ def connect_tracking() -> str:
     return tracking.check_tracking()
 
 
-@_runtime.tracking_task
+@_runtime.run_opening_task
 def open_run(config: TrainJobConfig) -> str:
     from vae_anomaly import tracking
 
@@ -30,9 +30,12 @@ def open_run(config: TrainJobConfig) -> str:
     from vae_anomaly.lineage import git_commit
 
     commit = git_commit()
-    return tracking.start_run(config.experiment, run_name=f"train {config.model_name}",
-                              tags={**_runtime.flow_run_tags(), "job": "train",
-                                    **({"mlflow.source.git.commit": commit} if commit else {})})
+    run_id = _runtime.open_run_once(lambda: tracking.start_run(
+        config.experiment, run_name=f"train {config.model_name}",
+        tags={**_runtime.flow_run_tags(), "job": "train", **({"mlflow.source.git.commit": commit} if commit else {})}))
+    # Written before training: an artifact store this process cannot write fails here, not after the fit.
+    tracking.log_dict(run_id, config.model_dump(), "job.json")
+    return run_id
 
 
 @_runtime.data_task

@@ -135,3 +135,120 @@ def test_flows_yaml_work_pool_and_prefect_keys(tmp_path):
     (tmp_path / "flows.yaml").write_text("deployments:\n  - name: a\n    entrypoint: f.py:x\n    work_pool: {nme: p}\n")
     with pytest.raises(ConfigError, match=r"deployment #0 \('a'\), field 'work_pool"):
         load_flows_file(tmp_path / "flows.yaml")
+
+
+@pytest.fixture()
+def unwritable_dir(tmp_path):
+    """A folder this process cannot create, even as root: sysfs refuses mkdir with EPERM; otherwise a
+    folder inside a read-only one."""
+    import os
+    from pathlib import Path
+
+    target = Path("/sys/vae-anomaly-test-artifacts")
+    try:
+        os.makedirs(target)
+    except PermissionError:
+        return target
+    os.rmdir(target)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    return locked / "artifacts"
+
+
+def task_runs_of(state) -> dict[str, int]:
+    """Task name -> how many times it ran (1 = never retried), for one flow run on the test server."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [state.state_details.flow_run_id]}))
+    return {r.name.rsplit("-", 1)[0]: r.run_count for r in runs}
+
+
+def test_unwritable_artifact_location_fails_once_before_the_work(mlflow_store, unwritable_dir):
+    """An artifact location this process cannot write is permanent: no retry, one FAILED run, and the
+    train flow stops before fitting (it used to fit for 24 s, then retry 3 times; the score flow left one
+    FAILED run per retry)."""
+    import mlflow
+    from mlflow.entities import ViewType
+
+    from pipelines.score import score_flow
+    from pipelines.train import train_flow
+
+    train_flow(train_config(detector={"epochs": 3}))  # the champion, in a writable experiment
+    client = mlflow.MlflowClient()
+    locked = client.create_experiment("locked", artifact_location=unwritable_dir.as_uri())
+
+    state = train_flow(train_config(experiment="locked"), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TrackingError, match=r"Operation not permitted|Permission denied"):
+        state.result()
+    counts = task_runs_of(state)
+    assert counts["open_run"] == 1 and "fit" not in counts, counts  # not retried, and no training happened
+
+    out = mlflow_store / "scores.parquet"
+    state = score_flow(ScoreJobConfig(model="cancer", input=CANCER, output=str(out), experiment="locked",
+                                       keep_columns=["patient_id", "diagnosis"]), return_state=True)
+    assert state.is_failed()
+    counts = task_runs_of(state)
+    assert counts["open_run"] == 1 and "score" not in counts, counts
+    assert not out.exists()
+    runs = client.search_runs([locked], run_view_type=ViewType.ALL)
+    assert sorted(r.data.tags["job"] for r in runs) == ["score", "train"]  # one run per flow, not per attempt
+    assert {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_a_retried_task_reuses_its_mlflow_run(mlflow_store, monkeypatch):
+    """A transient failure (connection reset) after the run was opened is retried, and the retry logs
+    into the same run: one FINISHED run, the task ran twice."""
+    import mlflow
+
+    import pipelines.score as score_mod
+    from pipelines.train import train_flow
+    from vae_anomaly import tracking
+    from vae_anomaly.tracking import runs as runs_mod
+
+    train_flow(train_config(detector={"epochs": 3}))
+    real, calls = runs_mod.log_dict, {"n": 0}
+
+    def flaky(run_id, obj, name):
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first write meets a dropped connection, classified by tracking.wrap
+            tracking.wrap("logging", lambda: (_ for _ in ()).throw(ConnectionResetError(104, "Connection reset")))
+        return real(run_id, obj, name)
+
+    monkeypatch.setattr(tracking, "log_dict", flaky)
+    monkeypatch.setattr(score_mod, "open_run", score_mod.open_run.with_options(retry_delay_seconds=0))
+    state = score_mod.score_flow(ScoreJobConfig(model="cancer", input=CANCER, output=str(mlflow_store / "s.parquet"),
+                                                experiment="scored", keep_columns=["patient_id", "diagnosis"]),
+                                 return_state=True)
+    assert state.is_completed(), state
+    assert task_runs_of(state)["open_run"] == 2
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("scored").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].info.run_id == state.result()["mlflow_run_id"]
+
+
+def test_error_classification_for_retries():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST
+
+    from pipelines._runtime import is_transient
+    from vae_anomaly import tracking
+    from vae_anomaly.errors import ConfigError, ModelError
+
+    def wrapped(exc):
+        try:
+            tracking.wrap("x", lambda: (_ for _ in ()).throw(exc))
+        except Exception as e:  # noqa: BLE001
+            return e
+        raise AssertionError("wrap did not raise")
+
+    assert is_transient(wrapped(ConnectionRefusedError(111, "refused")))
+    assert is_transient(wrapped(MlflowException("server error", error_code=INTERNAL_ERROR)))
+    assert not is_transient(wrapped(PermissionError(13, "Permission denied", "/srv/mlartifacts")))
+    assert not is_transient(wrapped(NotADirectoryError(20, "Not a directory")))
+    assert not is_transient(wrapped(MlflowException("no", error_code=PERMISSION_DENIED)))
+    assert not is_transient(wrapped(MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)))  # ModelError
+    assert not is_transient(ModelError("unknown model")) and not is_transient(ConfigError("bad option"))
