@@ -8,7 +8,7 @@ model logged as code), ``registry`` (versions, aliases, loading registered detec
 from __future__ import annotations
 
 from .connection import DEFAULT_ARTIFACTS, DEFAULT_DB, check_tracking, client, is_local, tracking_uri, wrap
-from .model import log_detector
+from .model import load_pyfunc, log_detector, verify_model_dir
 from .registry import (
     CHAMPION,
     champion_version,
@@ -37,7 +37,8 @@ from .runs import (
 
 __all__ = [
     "CHAMPION", "DEFAULT_ARTIFACTS", "DEFAULT_DB", "EpochLogger", "SystemMetrics", "champion_version", "check_tracking",
-    "client", "end_run", "experiment_id", "fail_abandoned_runs", "is_local", "load_detector", "log_dataset",
+    "client", "end_run", "experiment_id", "fail_abandoned_runs", "is_local", "load_detector", "load_pyfunc", "log_dataset",
     "log_detector", "log_dict", "log_figure", "log_metrics", "log_params", "model_version_info", "promotion_lock",
-    "register", "resolve_model_uri", "set_champion", "set_tags", "start_run", "tag_version", "tracking_uri", "wrap",
+    "register", "resolve_model_uri", "set_champion", "set_tags", "start_run", "tag_version", "tracking_uri",
+    "verify_model_dir", "wrap",
 ]

@@ -1,24 +1,101 @@
-"""The detector as an MLflow pyfunc model, logged *as code*: loading it runs a reviewed source file,
-never an unpickled ``PythonModel`` instance."""
+"""The detector as an MLflow pyfunc model that carries everything it needs, and a hash of all of it.
+
+Logged *as code* ("models from code": loading runs ``pyfunc_model.py``, never an unpickled object),
+with the ``vae_anomaly`` package itself shipped beside it (MLflow's ``code_paths``: the model folder's
+``code/`` is put on ``sys.path`` when it loads), and pip requirements pinned to the versions this
+process runs, all of which resolve from PyPI. So ``mlflow.pyfunc.load_model`` and ``mlflow models
+serve`` work where the project is not installed.
+
+Trust: loading a pyfunc executes the Python files inside the model folder, which live in the artifact
+store. At logging, every file of the logged model folder is hashed into a manifest whose SHA-256 is
+written into the *tracking* store (run tag, then the registered version's tag at registration);
+:func:`verify_model_dir` (used by :func:`load_pyfunc` and the project's own loaders) refuses a
+folder whose files differ from the manifest before anything in it is imported.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .connection import mlflow_module, wrap
+from ..errors import ModelError
+from .connection import client, mlflow_module, wrap
+
+MANIFEST_TAG = "vae_anomaly.model_sha256"  # run tag and model version tag: SHA-256 of the manifest
+MANIFEST_FILE = "vae_anomaly_model_manifest.json"  # run artifact: the manifest itself (to name what differs)
+# Written by MLflow when a registered model is downloaded (name and version), not at logging.
+_NOT_HASHED = {"registered_model_meta"}
+# Distributions the pyfunc imports while loading and predicting (checked by the tests in a process
+# without the project): pinned to what this process runs, so the serving environment scores alike.
+_REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scipy", "scikit-learn", "safetensors", "pyarrow")
+_PYFUNC_FILE = "pyfunc_model.py"
+
+
+def pip_requirements() -> list[str]:
+    """``name==version`` for each runtime dependency of the pyfunc, as installed here (local build
+    tags such as torch's ``+cpu`` dropped: PyPI's wheels carry none)."""
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in _REQUIREMENTS]
+
+
+def _ship_package(dst: Path) -> Path:
+    """A clean copy of the ``vae_anomaly`` package (no caches or compiled files) for ``code_paths``."""
+    src = Path(__file__).resolve().parents[1]
+    target = dst / "vae_anomaly"
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.so", ".*"))
+    return target
+
+
+def file_manifest(model_dir: str | Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file in a model folder (sorted, POSIX paths)."""
+    from ..persist import file_sha256
+
+    root = Path(model_dir)
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            raise ModelError(f"{p}: model folders hold no symbolic links")
+        if p.is_file() and p.relative_to(root).as_posix() not in _NOT_HASHED:
+            out[p.relative_to(root).as_posix()] = file_sha256(p)
+    return out
+
+
+def manifest_sha256(manifest: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def verify_model_dir(model_dir: str | Path, expected_sha256: str, manifest: dict[str, str] | None = None,
+                     what: str = "model") -> None:
+    """Refuse a model folder whose files are not exactly those hashed when it was logged.
+
+    ``manifest`` (the logged one, when its own hash matches) lets the error name the files that differ.
+    """
+    actual = file_manifest(model_dir)
+    if manifest_sha256(actual) == expected_sha256:
+        return
+    if manifest is not None and manifest_sha256(manifest) == expected_sha256:
+        changed = sorted(k for k in actual.keys() & manifest.keys() if actual[k] != manifest[k])
+        added = sorted(actual.keys() - manifest.keys())
+        missing = sorted(manifest.keys() - actual.keys())
+        parts = [f"{label}: {', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
+                 for label, v in (("changed", changed), ("added", added), ("missing", missing)) if v]
+        detail = "; ".join(parts)
+    else:
+        detail = "the files' hashes do not match"
+    raise ModelError(f"{what}: refusing to load: its files differ from those recorded when it was logged "
+                     f"({MANIFEST_TAG} {expected_sha256[:12]}...; {detail}); the artifact store was changed")
 
 
 def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "model") -> str:
-    """Log the detector as a pyfunc ("models from code": no pickle) returning scores and flags.
+    """Log the detector as a self-contained pyfunc returning scores and flags; returns its URI.
 
-    Returns the logged model's URI.
+    Afterwards the logged folder is hashed (see the module's docstring) and the hash is tagged on the run.
     """
     import pandas as pd
-    import torch
-
-    from .._version import __version__
 
     mlflow = mlflow_module()
     from mlflow.models import infer_signature
@@ -27,18 +104,100 @@ def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "mo
     scores = detector.decision_function(example)
     output = pd.DataFrame({"score": scores, "is_anomaly": (scores > detector.threshold_).astype("int64")})
     signature = infer_signature(example, output)
-    reqs = [f"vae-anomaly=={__version__}", f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
-            "safetensors", "numpy", "pandas", "scikit-learn"]
     with tempfile.TemporaryDirectory() as tmp:
         detector.save(Path(tmp) / "detector")
+        code = _ship_package(Path(tmp) / "code")
 
         def go() -> str:
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(
-                    name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                    artifacts={"detector": str(Path(tmp) / "detector")}, signature=signature,
-                    input_example=example if isinstance(example, pd.DataFrame) else None,
-                    pip_requirements=reqs)
+                    name=name, python_model=str(Path(__file__).with_name(_PYFUNC_FILE)),
+                    artifacts={"detector": str(Path(tmp) / "detector")}, code_paths=[str(code)],
+                    signature=signature, input_example=example if isinstance(example, pd.DataFrame) else None,
+                    pip_requirements=pip_requirements())
             return info.model_uri
 
-        return wrap("logging the model", go)
+        uri = wrap("logging the model", go)
+    record_manifest(run_id, uri)
+    return uri
+
+
+def record_manifest(run_id: str, model_uri: str) -> str:
+    """Hash the logged model folder as stored; the manifest's SHA-256 becomes the run's tag."""
+    mlflow = mlflow_module()
+    with tempfile.TemporaryDirectory(prefix="vae-anomaly-hash-") as dst:
+        local = wrap(f"reading back {model_uri}",
+                     lambda: mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst))
+        manifest = file_manifest(local)
+    digest = manifest_sha256(manifest)
+    c = client()
+    wrap("recording the model's hash", lambda: c.log_dict(run_id, manifest, MANIFEST_FILE))
+    wrap("recording the model's hash", lambda: c.set_tag(run_id, MANIFEST_TAG, digest))
+    return digest
+
+
+def expected_manifest(model_uri: str, version_info: dict[str, Any] | None = None) -> tuple[str, dict | None]:
+    """The recorded hash of a ``models:/`` (its version's tag) or ``runs:/`` (its run's tag) URI, and
+    the logged manifest when it can be read. No recorded hash is a :class:`ModelError`.
+
+    ``version_info`` is :func:`~vae_anomaly.tracking.registry.model_version_info`'s answer, if already read.
+    """
+    from .registry import model_version_info
+
+    if model_uri.startswith("models:/"):
+        info = version_info or model_version_info(model_uri)
+        digest, run_id = info.get("tags", {}).get(MANIFEST_TAG), info.get("run_id")
+        where = "model version"
+    elif model_uri.startswith("runs:/"):
+        run_id = model_uri[len("runs:/"):].split("/", 1)[0]
+        digest = wrap(f"reading run {run_id}", lambda: client().get_run(run_id)).data.tags.get(MANIFEST_TAG)
+        where = "run"
+    else:
+        raise ModelError(f"{model_uri}: only models:/ and runs:/ URIs have a recorded hash")
+    if not digest:
+        raise ModelError(f"{model_uri}: the {where} has no {MANIFEST_TAG} tag (logged by vae-anomaly 0.1.0, or "
+                         "not by vae-anomaly): its code cannot be verified; log and register it again")
+    manifest = None
+    if run_id:
+        try:
+            manifest = mlflow_module().artifacts.load_dict(f"runs:/{run_id}/{MANIFEST_FILE}")
+        except Exception:  # noqa: BLE001 - only used to name the differing files
+            manifest = None
+    return digest, manifest
+
+
+def load_pyfunc(model: str, *, dst: str | Path | None = None) -> Any:
+    """``mlflow.pyfunc.load_model`` after checking every file of the model against its recorded hash.
+
+    ``model`` is a registered name (its champion), ``NAME@alias``, ``NAME/version``, or a ``models:/``
+    or ``runs:/`` URI. The folder is downloaded (into ``dst`` or a temporary folder), verified, and only
+    then loaded -- the shipped code is imported from that verified copy.
+    """
+    from .registry import resolve_model_uri
+
+    uri = resolve_model_uri(model)
+    if not uri.startswith(("models:/", "runs:/")):
+        raise ModelError(f"{model}: load_pyfunc loads logged or registered models; use VAEDetector.load for a "
+                         "model folder")
+    digest, manifest = expected_manifest(uri)
+    mlflow = mlflow_module()
+    folder = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="vae-anomaly-pyfunc-"))
+    local = wrap(f"downloading {uri}", lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                                                   dst_path=str(folder)))
+    verify_model_dir(local, digest, manifest, what=uri)
+    _check_loader(Path(local), uri)
+    return wrap(f"loading {uri}", lambda: mlflow.pyfunc.load_model(local))
+
+
+def _check_loader(local: Path, uri: str) -> None:
+    """The MLmodel file is hashed too; this also refuses a folder that would unpickle (defence in depth)."""
+    import yaml
+
+    conf = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {}).get("python_function", {})
+    if conf.get("loader_module") != "mlflow.pyfunc.loaders.code_model" or "python_model" in conf:
+        raise ModelError(f"{uri}: not a models-from-code pyfunc (loader {conf.get('loader_module')!r}); refusing "
+                         "a model that would unpickle code")
+
+
+__all__ = ["MANIFEST_FILE", "MANIFEST_TAG", "expected_manifest", "file_manifest", "load_pyfunc", "log_detector",
+           "manifest_sha256", "pip_requirements", "record_manifest", "verify_model_dir"]

@@ -1,6 +1,8 @@
 """The MLflow pyfunc model, logged as code ("models from code"): loading it runs this file, never a pickle.
 
-``predict`` returns a DataFrame with ``score`` (higher = more anomalous) and ``is_anomaly``.
+``predict`` returns a DataFrame with ``score`` (higher = more anomalous) and ``is_anomaly``. The
+``vae_anomaly`` package ships with the model (``code/``, put on ``sys.path`` by MLflow), so this
+works where the project is not installed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ class VAEAnomalyScorer(mlflow.pyfunc.PythonModel):
 
         self.detector = VAEDetector.load(context.artifacts["detector"])
 
-    # No type hints here: MLflow would read them as a schema and warn; the logged signature is the schema.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    # pd.DataFrame in and out: MLflow takes the hints as "no schema from hints" and keeps the logged
+    # signature (columns and types) as the schema; without hints it prints its advice on every load.
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         scores = self.detector.decision_function(model_input)
         return pd.DataFrame({"score": scores, "is_anomaly": (scores > self.detector.threshold_).astype("int64")})
 

@@ -91,11 +91,23 @@ def load_detector(model: str, device: str = "cpu") -> tuple[Any, str]:
     uri = resolve_model_uri(model)
     if not uri.startswith(("models:/", "runs:/")):
         return VAEDetector.load(uri, device=device), str(Path(uri).resolve())
-    model_version_info(uri)  # precise one-line errors for an unknown name, version or alias
+    from .model import MANIFEST_TAG, expected_manifest, verify_model_dir
+
+    info = model_version_info(uri)  # precise one-line errors for an unknown name, version or alias
     mlflow = mlflow_module()
     with tempfile.TemporaryDirectory(prefix="vae-anomaly-model-") as dst:
         local = Path(wrap(f"downloading {uri}",
                           lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst)))
+        # Only JSON and safetensors are read here (no code runs), but a recorded hash is still checked:
+        # weights swapped in the artifact store together with their JSON would pass the weights hash.
+        # A version or run logged before the hash existed has nothing to compare with.
+        if uri.startswith("runs:/") or info.get("tags", {}).get(MANIFEST_TAG):
+            try:
+                digest, manifest = expected_manifest(uri, info or None)
+            except ModelError:
+                digest, manifest = None, None
+            if digest:
+                verify_model_dir(local, digest, manifest, what=uri)
         candidates = [local / "artifacts" / "detector", local / "detector", local]
         for c in candidates:
             if (c / "model.json").is_file():
@@ -122,10 +134,15 @@ def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None
         return str(min(int(mv.version) for mv in mine)) if mine else None
 
     def go() -> str:
+        from .model import MANIFEST_TAG
+
         already = existing()
         if already is not None:
             return already
-        return str(mlflow.register_model(model_uri, name, tags={**(tags or {}), RUN_TAG: run_id}).version)
+        # The logged model's hash moves into the registry with the version: what load_pyfunc checks.
+        digest = client().get_run(run_id).data.tags.get(MANIFEST_TAG)
+        extra = {MANIFEST_TAG: digest} if digest else {}
+        return str(mlflow.register_model(model_uri, name, tags={**(tags or {}), **extra, RUN_TAG: run_id}).version)
 
     return wrap(f"registering {name}", go)
 
