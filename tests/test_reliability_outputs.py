@@ -287,3 +287,111 @@ def test_lineage_never_creates_the_tracking_store_a_scores_file_names(model, tmp
         assert named in r.stdout and "skipped" in r.stdout  # shown, not opened
         assert list((tmp_path / "elsewhere").iterdir()) == [], extra
         assert list((tmp_path / "work").iterdir()) == [], extra  # nor ./mlflow.db, ./mlruns ...
+
+
+# ---- 5-7. a Dask run: bounded workers, Ctrl-C, failures, cleanup, quiet --------------------------------
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def test_dask_local_workers_are_bounded_by_the_cores(model, tmp_path):
+    import time
+
+    _, model_dir, frame = model
+    _parts(tmp_path / "in", frame)
+    t0 = time.monotonic()
+    r = _cli("score", tmp_path / "in", "--model-dir", model_dir, "--dask", "local:999", "-o", tmp_path / "out",
+             cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and f"at most {_cores()} local worker" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and time.monotonic() - t0 < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def _big_input(folder: Path, frame: pd.DataFrame, files: int = 6, rows: int = 60_000) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(files):
+        pd.DataFrame({c: rng.normal(size=rows) for c in frame.columns}).to_parquet(folder / f"p{i}.parquet")
+    return folder
+
+
+def _alive(pgid: int) -> list[int]:
+    """Running (not zombie: exited, waiting to be reaped) processes of the process group ``pgid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_ctrl_c_stops_a_dask_run_within_seconds_with_one_line_and_leaves_nothing(model, tmp_path):
+    import signal
+    import time
+
+    _, model_dir, frame = model
+    src = _big_input(tmp_path / "in", frame)
+    (tmp_path / "tmp").mkdir()
+    env = {**ENV, "TMPDIR": str(tmp_path / "tmp")}
+    # A terminal's Ctrl-C goes to the whole foreground process group: the job and its workers.
+    proc = subprocess.Popen([str(BIN / "vae-anomaly"), "score", str(src), "--model-dir", str(model_dir), "--dask",
+                             f"local:{min(2, _cores())}", "-o", str(tmp_path / "out"), "--chunk-rows", "500"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(tmp_path.glob(".out.staging-*/.part-*")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        assert list(tmp_path.glob(".out.staging-*")), "scoring never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        _out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if _alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err, err
+    assert took < 15, took
+    time.sleep(1)
+    assert not _alive(proc.pid), "processes of the job outlived it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "tmp"]  # no output, no staging
+    assert list((tmp_path / "tmp").iterdir()) == []  # no model copy, no worker scratch
+
+
+def test_a_failed_dask_run_is_one_line_and_leaves_no_staging_scratch_or_model_copy(model, tmp_path):
+    import time
+
+    _, model_dir, frame = model
+    src = _big_input(tmp_path / "in", frame, files=1, rows=120_000)
+    pd.DataFrame({"a": [0.0] * 10, "B": [0.0] * 10}).to_parquet(src / "p9-bad.parquet")
+    (tmp_path / "tmp").mkdir()
+    env = {**ENV, "TMPDIR": str(tmp_path / "tmp")}
+    r = subprocess.run([str(BIN / "vae-anomaly"), "score", str(src), "--model-dir", str(model_dir), "--dask",
+                        f"local:{min(2, _cores())}", "-o", str(tmp_path / "out"), "--chunk-rows", "500"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "p9-bad.parquet" in r.stderr, r.stderr
+    for _ in range(2):  # and a task still running when the job failed does not bring the staging back
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "tmp"]
+        assert list((tmp_path / "tmp").iterdir()) == []
+        time.sleep(2)
+
+
+def test_a_successful_dask_run_prints_only_its_summary_and_cleans_up(model, tmp_path):
+    _, model_dir, frame = model
+    src = _parts(tmp_path / "in", frame)
+    (tmp_path / "tmp").mkdir()
+    env = {**ENV, "TMPDIR": str(tmp_path / "tmp")}
+    r = subprocess.run([str(BIN / "vae-anomaly"), "score", str(src), "--model-dir", str(model_dir), "--dask",
+                        f"local:{min(2, _cores())}", "-o", str(tmp_path / "out"), "--keep", "id"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert __import__("json").loads(r.stdout)["rows"] == len(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "tmp"]
+    assert list((tmp_path / "tmp").iterdir()) == []

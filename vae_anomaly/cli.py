@@ -143,6 +143,16 @@ def score(
                                                 "(Parquet in, a folder of Parquet parts out).")] = None,
 ) -> None:
     """Batch-score a file with the registered champion (score flow), or with a local model folder."""
+    try:
+        _score(input_path, model, model_dir, output, keep, chunk_rows, overwrite, dask)
+    except KeyboardInterrupt:
+        # Ctrl-C: the cluster and any partial output are already gone (their finally blocks ran).
+        typer.echo("interrupted: scoring stopped, no output was written", err=True)
+        raise typer.Exit(130) from None
+
+
+def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | None, keep: list[str] | None,
+           chunk_rows: int, overwrite: bool, dask: str | None) -> None:
     from .outputs import check_output
 
     if output is not None and dask is None:

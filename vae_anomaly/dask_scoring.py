@@ -295,34 +295,52 @@ def remove_stale(folder: Path, prefix: str) -> None:
 TEMP_PREFIX = "vae-anomaly-dask-"
 
 
+def _ignore_sigint() -> IgnoreSigint:
+    """Runs in a worker process as soon as it unpickles its start-up arguments (before its event loop
+    installs a Ctrl-C handler): SIGINT is ignored there, so only our process reacts to a Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return IgnoreSigint()
+
+
+class IgnoreSigint(WorkerPlugin):
+    """Passed in a LocalCluster's worker arguments; unpickling it in the spawned worker (also one that
+    replaces a killed worker) ignores SIGINT there. A terminal's Ctrl-C reaches the whole process group;
+    without this each worker printed its own KeyboardInterrupt traceback (hundreds of lines)."""
+
+    name = "vae-anomaly-ignore-sigint"
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _ignore_sigint, ()
+
+
 @contextlib.contextmanager
 def local_cluster(n_workers: int) -> Iterator[Any]:
     """A LocalCluster of ``n_workers`` processes (one thread each) on 127.0.0.1, and its client.
 
     * Its scratch space (worker folders, the model copy) lives in one temporary folder removed at the end.
-    * Worker processes start with SIGINT blocked (the mask survives fork and exec): Ctrl-C at a terminal
-      reaches every process of the group, and only this one should react -- by closing the cluster --
-      instead of each worker printing its own traceback. A SIGINT that arrives while the workers start
-      is held and delivered here when they are up.
+    * Worker processes ignore SIGINT (:class:`IgnoreSigint`): Ctrl-C at a terminal reaches every process
+      of the group, and only this one should react -- by closing the cluster -- instead of each worker
+      printing its own traceback.
     * The client closes before the cluster, and distributed's logging stays quiet meanwhile.
     """
-    import signal
     import tempfile
 
+    import dask
     from distributed import Client, LocalCluster
 
     remove_stale(Path(tempfile.gettempdir()), TEMP_PREFIX)
     scratch = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
     cluster = client = None
-    with quiet_distributed():
+    # The scheduler and nannies keep their scratch under dask's temporary-directory, not local_directory.
+    with quiet_distributed(), dask.config.set({"temporary-directory": str(scratch)}):
         try:
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None, local_directory=str(scratch))
-                client = Client(cluster)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, local_directory=str(scratch), plugins={IgnoreSigint()})
+            client = Client(cluster)
             client.vae_scratch = scratch  # where the model copy goes (see score_with_cluster)
             yield client
         finally:
