@@ -451,6 +451,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
             "history": self.history_,
             "member_stats": self.member_stats_,
+            # The data file's id and label columns (set by whoever fitted it from a file): scoring that
+            # file again carries the ids through and leaves the labels out instead of refusing them.
+            "data_columns": {k: list(v) for k, v in getattr(self, "data_columns_", {}).items()},
         }
         return save_model(directory, self.model_, preprocessing=self.preprocessor_.to_dict(), extra=extra)
 
@@ -510,6 +513,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 and p[1] > 0 for p in stats)):
             raise ModelError(f"{where}: member_stats must hold [center, spread > 0] for each of the {n_members} members")
         det.member_stats_ = stats
+        columns = extra.get("data_columns", {})
+        if not (isinstance(columns, dict) and set(columns) <= {"id", "label"} and all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in columns.values())):
+            raise ModelError(f"{where}: data_columns must map 'id' and 'label' to lists of column names")
+        det.data_columns_ = columns
         det.train_score_quantiles_ = quantiles
         det.train_score_min_, det.train_score_max_ = lo, hi
         moments = [extra.get(k) for k in ("train_score_mean", "train_score_std", "n_train_scores")]

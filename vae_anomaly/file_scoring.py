@@ -1,7 +1,10 @@
 """Batch scoring of files: chunked reads, bounded memory, atomic output, a summary with score drift.
 
 The output holds ``row`` (0-based position in the input), the ``keep_columns``
-(ids, labels: copied, not scored), ``score`` and ``is_anomaly``. It appears under its final name only when
+(ids, labels: copied, not scored), ``score`` and ``is_anomaly``. One column rule (:func:`column_plan`),
+shared with the pyfunc: the model's features are scored; the id columns it was fitted with are
+carried through and its label columns left out (unless named in ``keep_columns``); any other
+column is refused. It appears under its final name only when
 every chunk was scored: a failure (bad row in chunk 7, a kill) leaves no file.
 """
 
@@ -154,8 +157,27 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
                            progress=progress, lineage=record)
 
 
+def column_plan(detector: Any, present: Sequence[str], keep_columns: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """``(kept, dropped)`` columns for an input holding ``present``: ``keep_columns``, then the model's
+    own id columns that are present (carried through); the model's label columns that are present
+    and not kept are dropped. Every other column must be a feature (see :func:`check_columns`)."""
+    known = getattr(detector, "data_columns_", None) or {}
+    keep = list(keep_columns)
+    keep += [c for c in known.get("id", []) if c in present and c not in keep]
+    drop = [c for c in known.get("label", []) if c in present and c not in keep]
+    return keep, drop
+
+
+def check_columns(frame: pd.DataFrame, detector: Any, keep: Sequence[str], drop: Sequence[str] = (),
+                  file: Any = None) -> None:
+    """Refuse a missing feature or kept column, and any column the model has never seen."""
+    columns = detector.preprocessor_.columns_
+    _check_schema(frame, set(columns) | set(keep) | set(drop), columns, list(keep), file)
+
+
 def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
                 chunk_rows: int, progress: bool, lineage: dict[str, Any]) -> ScoreSummary:
+    import itertools
     import time
 
     from .data.tabular import iter_table
@@ -170,6 +192,15 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
     summary = ScoreSummary(str(input_path), str(output_path), threshold=float(detector.threshold_))
     reservoir = _Reservoir(RESERVOIR)
     pre = detector.preprocessor_
+    chunks: Any = iter(())
+    keep_columns, drop = list(keep_columns), []
+    if isinstance(pre, TabularTransformer):
+        # The first chunk tells which of the model's id and label columns this input has.
+        chunks = iter_table(input_path, chunk_rows=chunk_rows, check_values=False)
+        first = next(chunks, None)
+        if first is not None:
+            keep_columns, drop = column_plan(detector, [str(c) for c in first.frame.columns], keep_columns)
+            chunks = itertools.chain([first], chunks)
     with atomic_path(output_path) as tmp:
         import json
 
@@ -180,13 +211,14 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
         try:
             if isinstance(pre, TabularTransformer):
                 keep = list(keep_columns)
-                expected = set(pre.columns_) | set(keep)
+                expected = set(pre.columns_) | set(keep) | set(drop)
                 with progress_bar(None, "scoring", enabled=progress) as bar:
-                    for chunk in iter_table(input_path, chunk_rows=chunk_rows, check_values=False):
+                    for chunk in chunks:
                         frame = chunk.frame
                         if chunk.first_row == 0 or len(frame.columns) != len(expected):
                             _check_schema(frame, expected, pre.columns_, keep, chunk.file)
                         kept = {c: frame.pop(c).to_numpy() for c in keep}
+                        frame = frame.drop(columns=[c for c in drop if c in frame.columns])
                         scores = detector.decision_function(frame, source=chunk.file, first_row=chunk.first_row)
                         out = pd.DataFrame({"row": np.arange(summary.rows, summary.rows + len(frame))})
                         for c, values in kept.items():
@@ -253,5 +285,6 @@ def _check_schema(frame: pd.DataFrame, expected: set[str], columns: list[str], k
                           column=missing[0])
     extra = [c for c in have if c not in expected]
     if extra:
-        raise SchemaError("column unknown to the model (keep it with keep_columns, or drop it)", file=file,
+        raise SchemaError("column unknown to the model: neither one of its features nor the id or label "
+                          "column it was fitted with (keep it with keep_columns / --keep, or drop it)", file=file,
                           column=extra[0])

@@ -49,6 +49,8 @@ def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None,
         shutil.rmtree(ckpt, ignore_errors=True)
     det.fit(ds.X, checkpoint_dir=ckpt, resume=resume)
     resumed_from = det.train_result_.resumed_from_epoch
+    # Remembered with the model: scoring this file again carries the ids through and leaves the labels out.
+    det.data_columns_ = {"id": [id_column] if id_column else [], "label": [label] if label else []}
     det.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)
     return {"saved": str(out), "epochs_run": det.train_result_.epochs_run, "threshold": det.threshold_,

@@ -142,8 +142,12 @@ def fit_detector(data: TrainingData, config: TrainJobConfig, callbacks: tuple = 
     from ..detector import VAEDetector
 
     params = {"random_state": config.seed, **config.detector}
-    return VAEDetector(**params).fit(data.X_train, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                                     resume=config.resume)
+    det = VAEDetector(**params).fit(data.X_train, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+                                    resume=config.resume)
+    # Saved with the model: scoring the training file again keeps the ids and leaves the labels out.
+    det.data_columns_ = {"id": [config.id_column] if config.id_column else [],
+                         "label": [config.label_column] if config.label_column else []}
+    return det
 
 
 def negative_elbo_nats(detector: Any, X: Any) -> float:

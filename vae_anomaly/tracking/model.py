@@ -98,12 +98,18 @@ def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "mo
     import pandas as pd
 
     mlflow = mlflow_module()
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     example = input_example
     scores = detector.decision_function(example)
     output = pd.DataFrame({"score": scores, "is_anomaly": (scores > detector.threshold_).astype("int64")})
-    signature = infer_signature(example, output)
+    # Outputs only: with an input schema MLflow drops unknown columns (with a warning) before predict
+    # sees them, where the score flow refuses them. The pyfunc applies the score flow's column rule
+    # itself (file_scoring.column_plan); the expected columns are in the model's metadata.
+    signature = ModelSignature(inputs=None, outputs=infer_signature(example, output).outputs)
+    columns = getattr(detector, "data_columns_", None) or {}
+    meta = {"features": [str(c) for c in getattr(detector.preprocessor_, "columns_", [])],
+            "id_columns": list(columns.get("id", [])), "label_columns": list(columns.get("label", []))}
     with tempfile.TemporaryDirectory() as tmp:
         detector.save(Path(tmp) / "detector")
         code = _ship_package(Path(tmp) / "code")
@@ -114,7 +120,7 @@ def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "mo
                     name=name, python_model=str(Path(__file__).with_name(_PYFUNC_FILE)),
                     artifacts={"detector": str(Path(tmp) / "detector")}, code_paths=[str(code)],
                     signature=signature, input_example=example if isinstance(example, pd.DataFrame) else None,
-                    pip_requirements=pip_requirements())
+                    pip_requirements=pip_requirements(), metadata={"vae_anomaly": meta})
             return info.model_uri
 
         uri = wrap("logging the model", go)

@@ -19,9 +19,17 @@ class VAEAnomalyScorer(mlflow.pyfunc.PythonModel):
 
         self.detector = VAEDetector.load(context.artifacts["detector"])
 
-    # pd.DataFrame in and out: MLflow takes the hints as "no schema from hints" and keeps the logged
-    # signature (columns and types) as the schema; without hints it prints its advice on every load.
+    # pd.DataFrame in and out: MLflow reads these hints as "no schema from hints" (without hints it
+    # prints its advice on every load); the logged signature describes the outputs.
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if isinstance(model_input, pd.DataFrame) and hasattr(self.detector.preprocessor_, "columns_"):
+            # The score flow's rule: features scored, the fitted id/label columns accepted and not
+            # scored, any other column refused (a SchemaError naming it).
+            from vae_anomaly.file_scoring import check_columns, column_plan
+
+            keep, drop = column_plan(self.detector, [str(c) for c in model_input.columns])
+            check_columns(model_input, self.detector, keep, drop)
+            model_input = model_input.drop(columns=keep + drop)
         scores = self.detector.decision_function(model_input)
         return pd.DataFrame({"score": scores, "is_anomaly": (scores > self.detector.threshold_).astype("int64")})
 
