@@ -395,3 +395,42 @@ def test_a_successful_dask_run_prints_only_its_summary_and_cleans_up(model, tmp_
     assert __import__("json").loads(r.stdout)["rows"] == len(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "tmp"]
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# ---- 8. one line, not a traceback ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dask", [False, True])
+@pytest.mark.parametrize("keep, words", [(["id", "id"], "given twice"), (["id", "a"], "the model scores"),
+                                         (["id", "score"], "the scores' own")])
+def test_bad_keep_columns_are_one_line_naming_the_option(model, tmp_path, keep, words, dask):
+    _, model_dir, frame = model
+    _parts(tmp_path / "in", frame)
+    args = [a for c in keep for a in ("--keep", c)] + (["--dask", "local:1"] if dask else [])
+    r = _cli("score", tmp_path / "in", "--model-dir", model_dir, "-o", tmp_path / "out.parquet", *args, cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr and "--keep" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+@pytest.mark.parametrize("dask", [False, True])
+def test_a_file_name_too_long_is_one_line(model, tmp_path, dask):
+    _, model_dir, frame = model
+    _parts(tmp_path / "in", frame)
+    for out in (tmp_path / ("x" * 300) / "s.parquet", tmp_path / ("x" * 300 + ".parquet")):
+        if dask:
+            out = out.with_suffix("")
+        r = _cli("score", tmp_path / "in", "--model-dir", model_dir, "-o", out, "--keep", "id",
+                 *(["--dask", "local:1"] if dask else []), cwd=tmp_path)
+        assert r.returncode == 2 and "too long" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_300_character_model_name_gives_a_writable_default_output(tmp_path):
+    from vae_anomaly.jobs import default_output
+
+    path = tmp_path / default_output("m" * 300)
+    assert len(path.name) <= 255
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    assert default_output("m" * 300) != default_output("m" * 299 + "n")

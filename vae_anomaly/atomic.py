@@ -25,7 +25,8 @@ _USER_FIXABLE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "dis
                  errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                  errno.EPERM: "permission denied", errno.ENOENT: "folder does not exist",
                  errno.ENOTDIR: "a parent of the path is a file, not a folder",
-                 errno.EEXIST: "a parent of the path is a file, not a folder"}
+                 errno.EEXIST: "a parent of the path is a file, not a folder",
+                 errno.ENAMETOOLONG: "file name too long"}
 
 
 def _as_data_error(exc: OSError, target: Path) -> DataError | None:

@@ -404,15 +404,15 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
     """
     from .detector import VAEDetector
     from .lineage import build_record
-    from .outputs import SCORES_MARKER, check_scores_output, scores_schema
+    from .outputs import SCORES_MARKER, check_keep_columns, check_scores_output, scores_schema
 
     t0 = time.perf_counter()
     output = check_scores_output(output, source, overwrite=overwrite, folder=True)
     files = parquet_files(source)
     counts = row_counts(files)
-    keep = list(keep_columns)
-    schema = scores_schema(files, keep)
     det = VAEDetector.load(model_dir)
+    keep = check_keep_columns(keep_columns, det.preprocessor_.columns_)
+    schema = scores_schema(files, keep)
     record = lineage or build_record(detector=det, input_path=source)
     register_model(client, model_dir)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
@@ -506,11 +506,11 @@ def score_with_cluster(detector: Any, spec: str, source: str | Path, output: str
     The output is checked before any cluster starts; the model copy the workers receive lives in the
     run's scratch folder, removed with it.
     """
-    from .outputs import check_scores_output
+    from .outputs import check_keep_columns, check_scores_output, scores_schema
 
     check_scores_output(output, source, overwrite=bool(kwargs.get("overwrite")), folder=True)
-    keep = list(kwargs.get("keep_columns") or [])
-    parquet_files(source)
+    keep = check_keep_columns(kwargs.get("keep_columns") or [], getattr(detector.preprocessor_, "columns_", []))
+    scores_schema(parquet_files(source), keep)  # a kept column missing or of two types: before any cluster
     with cluster_client(spec) as client:
         model_dir = Path(client.vae_scratch) / "model"
         detector.save(model_dir)

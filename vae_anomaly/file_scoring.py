@@ -144,8 +144,11 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
     job writing the same file at the same time (instead of one silently replacing the other).
     """
     from .atomic import exclusive_lock
+    from .outputs import check_keep_columns, check_name_length
 
+    keep_columns = check_keep_columns(keep_columns, getattr(detector.preprocessor_, "columns_", []) or [])
     output_path = Path(output_path)
+    check_name_length(output_path)  # before the lock file beside it is named
     with exclusive_lock(output_path.parent / f".{output_path.name}.lock", what=str(output_path)):
         from .lineage import build_record
         from .outputs import check_scores_output

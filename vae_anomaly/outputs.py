@@ -6,6 +6,7 @@ for looking at). A suffix that does not fit what is written is refused before an
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,48 @@ ARRAY_SUFFIXES = (".npz", ".png")
 GRID_MAX = 64  # a grid past 64 images is unreadable (and slow to draw); .npz keeps them all
 
 
+def check_name_length(path: str | Path) -> None:
+    """Refuse a path the file system cannot name (a 300-character folder or file name) before any work,
+    instead of an OSError traceback when the output is finally written."""
+    import os
+
+    path = Path(path).absolute()
+    limit = 255
+    with contextlib.suppress(OSError, ValueError):
+        existing = next(p for p in [path, *path.parents] if p.exists())
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            raise DataError(f"file name too long: {len(part)} characters in {part[:40]}... (this file system "
+                            f"allows {limit}); choose a shorter name", file=str(path)[:300])
+    if len(os.fsencode(str(path))) >= 4096:
+        raise DataError("path too long (4096 bytes or more); choose a shorter path", file=str(path)[:300])
+
+
+def check_keep_columns(keep: Sequence[str], model_columns: Sequence[str]) -> list[str]:
+    """``--keep`` names columns copied beside the scores: each once, none the model scores, none named like
+    the scores' own columns (the output would hold two columns of one name)."""
+    from .errors import ConfigError
+
+    keep = [str(c) for c in keep]
+    seen: set[str] = set()
+    for c in keep:
+        if c in seen:
+            raise ConfigError(f"--keep {c!r} is given twice (keep_columns)")
+        seen.add(c)
+        if c in ("row", "score", "is_anomaly"):
+            raise ConfigError(f"--keep {c!r}: that is one of the scores' own output columns (row, score, "
+                              "is_anomaly); rename the input column")
+        if c in model_columns:
+            raise ConfigError(f"--keep {c!r} is a column the model scores; --keep copies other columns "
+                              "(ids, labels) beside the scores")
+    return keep
+
+
 def check_output(path: str | Path, kind: str) -> Path:
     """Refuse an output name that cannot hold ``kind`` ("table", "images", "codes") before any work is done."""
     path = Path(path)
+    check_name_length(path)
     suffix = path.suffix.lower()
     allowed = {"table": TABLE_SUFFIXES, "images": ARRAY_SUFFIXES, "codes": (".npz",),
                "rows_or_images": TABLE_SUFFIXES + ARRAY_SUFFIXES}[kind]
@@ -117,6 +157,7 @@ def check_scores_output(output: str | Path, source: str | Path, *, overwrite: bo
     existing output unless ``overwrite``; and even with ``overwrite``, anything this tool did not
     write -- a folder of the user's own files, a file without our lineage record.
     """
+    check_name_length(output)
     output = Path(output).absolute()
     out = output.resolve()
     for inp in _input_paths(source):

@@ -29,6 +29,10 @@ class ScoreJobConfig(BaseModel):
 
 def default_output(model: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in model)
+    if len(safe) > 100:  # a file name holds 255 bytes: keep the start, and a hash to tell long names apart
+        import hashlib
+
+        safe = f"{safe[:80]}-{hashlib.sha256(model.encode()).hexdigest()[:12]}"
     return str(Path("outputs") / f"scores-{safe}-{time.strftime('%Y%m%d-%H%M%S')}.parquet")
 
 
