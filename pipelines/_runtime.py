@@ -200,3 +200,99 @@ class _DieWithParentSubprocess:
     def Popen(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - mirrors subprocess.Popen
         kwargs.setdefault("preexec_fn", _die_with_parent)
         return self._module.Popen(*args, **kwargs)
+
+
+# ----------------------------------------------------------------- what a Prefect UI user sees
+
+PROGRESS_SECONDS = float(os.environ.get("VAE_ANOMALY_PROGRESS_SECONDS", "5"))
+
+
+class EpochProgress:
+    """Trainer callback: the first epoch, then one line every ``every`` seconds, in the task run's log
+    (epoch and losses), so the Prefect UI shows a training run moving and not only "Finished in state"."""
+
+    def __init__(self, logger: Any, every: float | None = None) -> None:
+        import time
+
+        self.logger, self._clock = logger, time.monotonic
+        self.every = PROGRESS_SECONDS if every is None else every
+        self._last: float | None = None
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every:
+            return
+        self._last = now
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "epoch" and isinstance(v, int | float))
+        self.logger.info("epoch %d: %s", epoch + 1, losses)
+
+
+def _job_config(config_class: type) -> Any:
+    """The running flow's ``config`` parameter as its pydantic class (a deployment passes a dict)."""
+    from prefect.runtime import flow_run
+
+    raw = (flow_run.parameters or {}).get("config")
+    return raw if isinstance(raw, config_class) else config_class.model_validate(raw or {})
+
+
+def _base(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def train_run_name() -> str:
+    """``flow_run_name`` of the train flow: "train MODEL on FILE"."""
+    from vae_anomaly.jobs import TrainJobConfig
+
+    try:
+        c = _job_config(TrainJobConfig)
+    except Exception:  # noqa: BLE001 - a bad config fails in the flow with its own message, not in naming
+        return "train"
+    return f"train {c.model_name} on {_base(c.data)}"
+
+
+def score_run_name() -> str:
+    """``flow_run_name`` of the score flow: "score FILE with MODEL"."""
+    from vae_anomaly.jobs import ScoreJobConfig
+
+    try:
+        c = _job_config(ScoreJobConfig)
+    except Exception:  # noqa: BLE001
+        return "score"
+    return f"score {_base(c.input)} with {c.model}" + (f" on dask {c.dask}" if c.dask else "")
+
+
+def synthesize_run_name() -> str:
+    """``flow_run_name`` of the synthesize flow: "synthesize FILE"."""
+    from vae_anomaly.jobs.synthesize import SynthJobConfig
+
+    try:
+        c = _job_config(SynthJobConfig)
+    except Exception:  # noqa: BLE001
+        return "synthesize"
+    return f"synthesize {_base(c.data)}"
+
+
+def mlflow_run_url(run_id: str) -> str:
+    """Where a person opens this MLflow run: the UI page on a tracking server, else the run's artifact folder."""
+    from vae_anomaly import tracking
+
+    info = tracking.client().get_run(run_id).info
+    uri = tracking.tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{run_id}"
+    return info.artifact_uri
+
+
+def publish_mlflow_link(run_id: str, what: str) -> None:
+    """A Prefect link artifact to the MLflow run (best effort: a tracking hiccup never fails a finished job)."""
+    import contextlib
+
+    from prefect.artifacts import create_link_artifact
+
+    with contextlib.suppress(Exception):
+        from vae_anomaly import tracking
+
+        url = mlflow_run_url(run_id)
+        local = "" if url.startswith("http") else f" (local store: mlflow ui --backend-store-uri {tracking.tracking_uri()})"
+        create_link_artifact(url, link_text=f"MLflow {what} run {run_id}", key=f"mlflow-{what}-run",
+                             description=f"the MLflow run of this {what} job{local}")

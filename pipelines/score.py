@@ -74,7 +74,7 @@ def publish_artifacts(result: jobs.ScoreResult) -> None:
     create_table_artifact([{"quantile": k, "score": v} for k, v in s["quantiles"].items()], key="score-quantiles")
 
 
-@flow(name="vae-anomaly-score", log_prints=True)
+@flow(name="vae-anomaly-score", log_prints=True, flow_run_name=_runtime.score_run_name)
 def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     """Score a file with the registered champion model (or a given version); scores land atomically."""
     _runtime.quiet_user_error_tracebacks()
@@ -94,6 +94,7 @@ def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
         raise
     tracking.end_run(run_id)
     publish_artifacts(result)
+    _runtime.publish_mlflow_link(run_id, "score")
     get_run_logger().info(jobs.summary_markdown(result))
     return {"output": summary["output"], "summary": summary, "model_uri": uri, "model_version": version,
             "mlflow_run_id": run_id}

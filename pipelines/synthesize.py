@@ -57,7 +57,7 @@ def log_run(result: synth_job.SynthResult, metrics: dict[str, float], config: Sy
     return run_id
 
 
-@flow(name="vae-anomaly-synthesize", log_prints=True)
+@flow(name="vae-anomaly-synthesize", log_prints=True, flow_run_name=_runtime.synthesize_run_name)
 def synthesize_flow(config: SynthJobConfig | None = None) -> dict[str, Any]:
     """Balance minority classes with CVAE samples; write the balanced data set; log utility vs SMOTE."""
     _runtime.quiet_user_error_tracebacks()

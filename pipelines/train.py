@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from pipelines import _runtime
 from vae_anomaly import jobs
 from vae_anomaly.jobs import TrainingData, TrainJobConfig
+from vae_anomaly.jobs.train import train_summary_markdown
 
 
 @_runtime.tracking_task
@@ -58,7 +59,8 @@ def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str, checkpoi
                                tags={"stage": "fit"})
     try:
         with tracking.SystemMetrics(child):
-            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),),
+            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),
+                                                             _runtime.EpochProgress(get_run_logger())),
                                     checkpoint_dir=checkpoint_dir)
     except BaseException:
         tracking.end_run(child, "FAILED")
@@ -69,6 +71,10 @@ def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str, checkpoi
         tracking.set_tags(child, {"resumed_from_epoch": resumed})
     tracking.log_metrics(child, {"samples_per_second": det.train_result_.samples_per_second})
     tracking.end_run(child)
+    r = det.train_result_
+    get_run_logger().info("trained %d epochs in %.1f s (%.0f rows/s); kept epoch %d (loss %.4g)%s", r.epochs_run,
+                          r.seconds, r.samples_per_second, r.best_epoch + 1, r.best_val_loss,
+                          " after early stopping" if r.stopped_early else "")
     return det
 
 
@@ -95,7 +101,16 @@ def register_and_promote(model_uri: str, run_id: str, detector: Any, data: Train
             "champion_version": result.champion_version}
 
 
-@flow(name="vae-anomaly-train", log_prints=True)
+@_runtime.data_task
+def publish_artifacts(result: dict[str, Any], config: TrainJobConfig) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(train_summary_markdown(result, config), key="train-summary",
+                             description="validation metrics and the promotion decision")
+    _runtime.publish_mlflow_link(result["run_id"], "train")
+
+
+@flow(name="vae-anomaly-train", log_prints=True, flow_run_name=_runtime.train_run_name)
 def train_flow(config: TrainJobConfig | None = None) -> dict[str, Any]:
     """Train a VAE detector on a data set, log the run to MLflow, register it and promote it if it wins.
 
@@ -123,4 +138,6 @@ def train_flow(config: TrainJobConfig | None = None) -> dict[str, Any]:
         raise
     tracking.end_run(run_id)
     shutil.rmtree(checkpoint_dir.parent, ignore_errors=True)  # the run is complete: nothing left to resume
-    return {"tracking_uri": uri, "run_id": run_id, "model_uri": model_uri, "metrics": metrics, **registry}
+    result = {"tracking_uri": uri, "run_id": run_id, "model_uri": model_uri, "metrics": metrics, **registry}
+    publish_artifacts(result, config)
+    return result

@@ -71,6 +71,11 @@ def test_train_register_promote_score_against_mlflow_server(mlflow_server, tmp_p
     assert res["promoted"] and res["tracking_uri"] == mlflow_server
     client = mlflow.MlflowClient(mlflow_server)
     assert str(client.get_model_version_by_alias("served", "champion").version) == res["version"]
+    # The Prefect link artifact points at the run's page in the server's UI.
+    from pipelines._runtime import mlflow_run_url
+
+    exp_id = client.get_run(res["run_id"]).info.experiment_id
+    assert mlflow_run_url(res["run_id"]) == f"{mlflow_server}/#/experiments/{exp_id}/runs/{res['run_id']}"
     out = work / "scores.csv"
     scored = score_flow(ScoreJobConfig(model="served@champion", input=str(DATA / "breast_cancer.csv"), output=str(out),
                                        keep_columns=["patient_id", "diagnosis"], experiment="server-test"))

@@ -252,3 +252,43 @@ def test_error_classification_for_retries():
     assert not is_transient(wrapped(MlflowException("no", error_code=PERMISSION_DENIED)))
     assert not is_transient(wrapped(MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)))  # ModelError
     assert not is_transient(ModelError("unknown model")) and not is_transient(ConfigError("bad option"))
+
+
+def test_prefect_shows_progress_artifacts_and_names(mlflow_store):
+    """What a Prefect UI user sees for a real train and score run: descriptive run names, epoch/loss lines
+    from the run logger (not only "Finished in state"), a markdown summary with the promotion decision,
+    and links to the MLflow runs."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, LogFilter
+    from prefect.logging.handlers import APILogWorker
+
+    import pipelines._runtime as runtime
+    from pipelines.score import score_flow
+    from pipelines.train import train_flow
+
+    runtime.PROGRESS_SECONDS = 0.0  # every epoch: the run is short (the default is one line per 5 s)
+    try:
+        state = train_flow(train_config(detector={"epochs": 6, "patience": None}), return_state=True)
+    finally:
+        runtime.PROGRESS_SECONDS = 5.0
+    res = state.result()
+    scored = score_flow(ScoreJobConfig(model="cancer", input=CANCER, output=str(mlflow_store / "s.parquet"),
+                                       experiment="test", keep_columns=["patient_id", "diagnosis"]), return_state=True)
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        train_run = client.read_flow_run(state.state_details.flow_run_id)
+        score_run = client.read_flow_run(scored.state_details.flow_run_id)
+        logs = client.read_logs(LogFilter(flow_run_id={"any_": [train_run.id]}))
+        arts = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id={"any_": [train_run.id, score_run.id]}))}
+    assert train_run.name == "train cancer on breast_cancer.csv"
+    assert score_run.name == "score breast_cancer.csv with cancer"
+    epochs = [log.message for log in logs if log.message.startswith("epoch ")]
+    assert len(epochs) == 6 and "train_loss" in epochs[0] and "val_loss" in epochs[-1], epochs
+    assert any(log.message.startswith("trained 6 epochs") for log in logs)
+    summary = arts["train-summary"].data
+    assert "version **1**" in summary and "promoted to champion" in summary and "val_auroc" in summary
+    assert res["reason"] in summary
+    link = arts["mlflow-train-run"].data  # Prefect stores a link artifact as a markdown link
+    assert link.startswith(f"[MLflow train run {res['run_id']}](file://") and res["run_id"] in link.split("](")[1]
+    assert scored.result()["mlflow_run_id"] in arts["mlflow-score-run"].data

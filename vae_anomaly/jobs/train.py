@@ -228,3 +228,22 @@ def log_training_run(parent_run_id: str, detector: Any, data: TrainingData, metr
     return tracking.log_detector(parent_run_id, detector, example)
 
 
+
+
+def train_summary_markdown(result: dict[str, Any], config: TrainJobConfig) -> str:
+    """The train job's report for a person: what was trained on what, its validation metrics, and
+    the registry's decision (shown in Prefect as a markdown artifact)."""
+    lines = [f"# Training run: {config.model_name}", "",
+             f"data `{config.data}` (train on {config.train_on}); MLflow run `{result['run_id']}`", ""]
+    if result.get("version") is not None:
+        verdict = "**promoted to champion**" if result.get("promoted") else "**not promoted**"
+        lines += [f"- registered as version **{result['version']}**: {verdict}",
+                  f"- decision: {result.get('reason', '')}",
+                  f"- champion now: version {result['version'] if result.get('promoted') else result.get('champion_version')}",
+                  ""]
+    else:
+        lines += ["- not registered (register_model: false)", ""]
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in sorted(result.get("metrics", {}).items())
+              if isinstance(v, int | float)]
+    return "\n".join(lines)
