@@ -19,7 +19,7 @@ from .errors import ConfigError, DataError, ModelError, NotFittedError, Training
 from .inputs import feature_names, model_input
 from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
 from .params import validate_params as _validate
-from .scoring import SCORE_METHODS, threshold_from_contamination, threshold_from_fpr
+from .scoring import COMPLEXITY_METHODS, SCORE_METHODS, threshold_from_contamination, threshold_from_fpr
 
 THRESHOLD_METHODS = ("contamination", "fpr", "fixed")
 
@@ -50,6 +50,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         ``max_samples`` share of the rows with its own seed; each member's scores are normalised by its
         training scores' median and spread (robust z) and averaged. The ensemble costs about twice one model.
     n_jobs : torch threads while fitting and scoring; None = ``VAE_ANOMALY_THREADS`` or half the cores.
+    image_likelihood : p(pixel | z) for image input (tables ignore it): "bernoulli" (cross-entropy on grey
+        levels), "gaussian" (learned per-pixel variance) or "continuous_bernoulli" (Loaiza-Ganem &
+        Cunningham 2019: the Bernoulli with its normaliser, a density on [0, 1]).
+    complexity_correction : None, "png" or "zlib" (images only): Serrà et al.'s input-complexity correction;
+        the score becomes the score in bits per dimension minus the compressed length of the 8-bit image
+        in bits per dimension.
     """
 
     # Every parameter's accepted values, checked in one place (scikit-learn's convention).
@@ -86,6 +92,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "n_estimators": [Interval(int, 1, 64)],
         "max_samples": [Interval(float, 0, 1, closed="right")],
         "n_jobs": [N_JOBS],
+        "image_likelihood": [Options(("bernoulli", "gaussian", "continuous_bernoulli"))],
+        "complexity_correction": [NONE, Options(COMPLEXITY_METHODS)],
         "random_state": [SEED],
         "verbose": [BOOL],
     }
@@ -124,6 +132,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         n_estimators: int = 1,
         max_samples: float = 0.8,
         n_jobs: int | None = None,
+        image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "bernoulli",
+        complexity_correction: Literal["png", "zlib"] | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
@@ -158,6 +168,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.n_jobs = n_jobs
+        self.image_likelihood = image_likelihood
+        self.complexity_correction = complexity_correction
         self.random_state = random_state
         self.verbose = verbose
 
@@ -180,6 +192,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         from . import fitting
 
         self._check_params()
+        if self.complexity_correction is not None and np.ndim(X) not in (3, 4):
+            raise ConfigError(f"VAEDetector option 'complexity_correction': it compresses images; this input is "
+                              f"not an image array (n, H, W) or (n, C, H, W) (ndim {np.ndim(X)})")
         fitted = fitting.fit_model(
             X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
             random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
@@ -188,7 +203,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=fitting.DETECTION_STEPS,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
                            "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout,
-                           "architecture": self.architecture},
+                           "architecture": self.architecture, "image_likelihood": self.image_likelihood},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
                            "stopping": self.stopping,
                            "device": self.device, "progress": self.verbose, "noise": self.noise,
@@ -244,7 +259,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[i:i + 4096])).to(device),
                                       method=method or self.score_method, n_samples=self.n_samples, seed=i).cpu().numpy()
                           for i in range(0, len(data), 4096)]
-                out.append(np.concatenate(chunks).astype(np.float64))
+                raw = np.concatenate(chunks).astype(np.float64)
+                if self.complexity_correction is not None and (method or self.score_method) == self.score_method:
+                    from .scoring import complexity_corrected
+
+                    raw = complexity_corrected(raw, data, self.complexity_correction)
+                out.append(raw)
         return out
 
     def _set_score_summary(self, scores: np.ndarray) -> None:
@@ -283,6 +303,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         # Ensemble members are put on one scale (robust z of their own training scores) for the fitted score;
         # another method (the promotion's negative ELBO) is averaged in its own units.
         normalise = len(members) > 1 and (method is None or method == self.score_method)
+        # The input-complexity correction is part of the fitted score, like the members' normalisation.
+        correct = self.complexity_correction if method is None or method == self.score_method else None
         scores, contribs = [], []
         with torch_threads(self.n_jobs):
             for i in range(0, len(data), batch_size):
@@ -293,6 +315,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                     out = score_batch(member, xb, method=method or self.score_method, n_samples=self.n_samples,
                                       seed=i, per_feature=per_feature)
                     s_k = (out[0] if per_feature else out).double().cpu().numpy()
+                    if correct is not None:
+                        from .scoring import complexity_corrected
+
+                        s_k = complexity_corrected(s_k, data[i:i + batch_size], correct)
                     if normalise:
                         center, spread = self.member_stats_[k]
                         s_k = (s_k - center) / spread

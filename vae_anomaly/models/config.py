@@ -37,7 +37,7 @@ class ModelConfig:
 
     ``input_shape`` is ``(d,)`` for tables (after preprocessing) or ``(C, H, W)``
     for images; ``blocks`` is the likelihood layout as ``(kind, start, end)``
-    with kind ``numeric``/``categorical`` (tables) -- images are Bernoulli.
+    with kind ``numeric``/``categorical`` (tables); images use ``image_likelihood`` for every pixel.
     """
 
     input_shape: tuple[int, ...]
@@ -49,6 +49,9 @@ class ModelConfig:
     architecture: Literal["auto", "mlp", "conv"] = "auto"
     n_conditions: int = 0
     dropout: float = 0.0
+    # p(pixel | z) of an image model (tables ignore it): "bernoulli" (cross-entropy on grey levels, not a
+    # density), "gaussian" (learned per-pixel variance) or "continuous_bernoulli" (a density on [0, 1]).
+    image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "bernoulli"
     # beta-VAE (Higgins et al. 2017) and capacity annealing (Burgess et al. 2018)
     beta: float = 1.0
     capacity: float | None = None
@@ -73,6 +76,9 @@ class ModelConfig:
             raise ConfigError("a CVAE needs n_conditions >= 1")
         if self.architecture not in ("auto", "mlp", "conv"):
             raise ConfigError(f"architecture must be 'auto', 'mlp' or 'conv', not {self.architecture!r}")
+        if self.image_likelihood not in ("bernoulli", "gaussian", "continuous_bernoulli"):
+            raise ConfigError("image_likelihood must be 'bernoulli', 'gaussian' or 'continuous_bernoulli', "
+                              f"not {self.image_likelihood!r}")
         if self.architecture == "conv" and not self.is_image:
             raise ConfigError("a conv architecture needs image input (C, H, W)")
         for name in ("beta", "kl_warmup", "capacity_anneal", "dropout", "commitment", "ema_decay",

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .likelihoods import Likelihood, blocks_for_image, blocks_for_table
+from .likelihoods import IMAGE_LOGVAR_INIT, Likelihood, blocks_for_image, blocks_for_table
 from .networks import ConvHead, ConvTrunk, conv_channels_for, mlp
 
 LATENT_LOGVAR_MIN, LATENT_LOGVAR_MAX = -12.0, 8.0
@@ -67,7 +67,9 @@ class LossOutput:
 
 def make_likelihood(config: ModelConfig) -> Likelihood:
     if config.is_image:
-        return Likelihood(blocks_for_image(config.n_features), config.n_features)
+        kind = config.image_likelihood
+        return Likelihood(blocks_for_image(config.n_features, kind), config.n_features,
+                          logvar_init=IMAGE_LOGVAR_INIT if kind == "gaussian" else 0.0)
     return Likelihood(blocks_for_table(config.blocks), config.n_features)
 
 
