@@ -179,13 +179,18 @@ def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | 
         _print_json(score_file(det, input_path, out, keep_columns=keep or [], chunk_rows=chunk_rows,
                                progress=sys.stderr.isatty(), overwrite=overwrite).to_dict())
         return
+    from .jobs import ScoreJobConfig
+    from .tracking import check_tracking, model_version_info, resolve_model_uri
+
+    uri = resolve_model_uri(model)  # a malformed reference is refused before any server starts
+    if uri.startswith(("models:/", "runs:/")):
+        # A dead tracking server or an unknown name/version/alias: one line in seconds, before Prefect
+        # starts its server and the load task's retries wait out a failure that cannot pass.
+        check_tracking()
+        model_version_info(uri)
     from pipelines._runtime import tie_temporary_servers_to_this_process
     from pipelines.score import score_flow
 
-    from .jobs import ScoreJobConfig
-    from .tracking import resolve_model_uri
-
-    resolve_model_uri(model)  # a malformed reference is refused before any server starts
     cfg = ScoreJobConfig(model=model, input=str(input_path), output=str(output) if output else None,
                          keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite, dask=dask)
     tie_temporary_servers_to_this_process()

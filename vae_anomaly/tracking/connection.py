@@ -65,9 +65,24 @@ def is_user_error(exc: BaseException) -> bool:
     return str(getattr(exc, "error_code", "")) in _USER_ERROR_CODES
 
 
-def wrap(what: str, fn: Callable[[], T]) -> T:
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """'connection refused' / 'timed out' / ... when ``exc`` says the server could not be reached at all."""
+    text = str(exc)
+    for needle, reason in (("Connection refused", "connection refused"), ("timed out", "timed out"),
+                           ("Name or service not known", "unknown host"), ("Failed to resolve", "unknown host"),
+                           ("Max retries exceeded", "no answer"), ("RemoteDisconnected", "connection closed")):
+        if needle in text:
+            return reason
+    return None
+
+
+def wrap(what: str, fn: Callable[[], T], *, missing: str | None = None) -> T:
     """Run an MLflow call: "no such model/version/alias" becomes :class:`ModelError` (not retried);
-    connection and server failures become :class:`TrackingError` (retried by the flows); one line each."""
+    connection and server failures become :class:`TrackingError` (retried by the flows); one line each.
+
+    ``what`` is the action ("looking up registered model 'x'"); ``missing`` the whole message when the
+    store answers that the thing does not exist (one error, never "x does not exist failed against ...").
+    """
     try:
         return fn()
     except (TrackingError, ModelError):
@@ -77,8 +92,13 @@ def wrap(what: str, fn: Callable[[], T]) -> T:
 
         if is_user_error(exc):
             first = str(getattr(exc, "message", exc)).splitlines()[0]
-            raise ModelError(f"{what}: {first}") from exc
+            raise ModelError(missing or f"{what}: {first}") from exc
         if isinstance(exc, MlflowException | OSError | ConnectionError) or "Connection" in type(exc).__name__:
+            reason = _unreachable_reason(exc)
+            if reason is not None:
+                raise TrackingError(f"MLflow tracking at {tracking_uri()} is not reachable ({reason}) while {what}: "
+                                    "start the server, or unset MLFLOW_TRACKING_URI to use the local SQLite store"
+                                    ) from exc
             first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
             raise TrackingError(f"{what} failed against MLflow tracking at {tracking_uri()}: {first}") from exc
         raise

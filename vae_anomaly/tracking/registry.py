@@ -65,12 +65,13 @@ def model_version_info(model_uri: str) -> dict[str, Any]:
     if "@" in ref:
         name, alias = ref.split("@", 1)
         _require_model(name)
-        mv = wrap(f"model {name!r} has no version with alias {alias!r}",
-                  lambda: c.get_model_version_by_alias(name, alias))
+        mv = wrap(f"looking up {name}@{alias}", lambda: c.get_model_version_by_alias(name, alias),
+                  missing=f"model {name!r} has no version with alias {alias!r}")
     elif "/" in ref:
         name, version = ref.rsplit("/", 1)
         _require_model(name)
-        mv = wrap(f"model {name!r} has no version {version}", lambda: c.get_model_version(name, version))
+        mv = wrap(f"looking up {name}/{version}", lambda: c.get_model_version(name, version),
+                  missing=f"model {name!r} has no version {version}")
     else:
         return {}
     return {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
@@ -78,7 +79,8 @@ def model_version_info(model_uri: str) -> dict[str, Any]:
 
 
 def _require_model(name: str) -> None:
-    wrap(f"registered model {name!r} does not exist", lambda: client().get_registered_model(name))
+    wrap(f"looking up registered model {name!r}", lambda: client().get_registered_model(name),
+         missing=f"registered model {name!r} does not exist")
 
 
 def load_detector(model: str, device: str = "cpu") -> tuple[Any, str]:
