@@ -66,9 +66,10 @@ def synthesize_flow(config: SynthJobConfig | None = None) -> dict[str, Any]:
     ds = ingest(config)
     output = config.output or synth_job.default_output(ds)
     result = balance(ds, config)
-    path = write(result, config, ds, output)
     get_run_logger().info("synthetic rows: %s", synth_job.describe_sampling(result))
+    # Judged before it is written: a failure anywhere before this point leaves no output behind.
     metrics = evaluate(result, config)
+    path = write(result, config, ds, output)
     run_id = log_run(result, metrics, config, ds, path)
     get_run_logger().info("balanced data: %s; minority F1 real %.3f, SMOTE %s, VAE %.3f", path,
                           metrics.get("real_logreg_f1", float("nan")),

@@ -434,3 +434,39 @@ def test_a_300_character_model_name_gives_a_writable_default_output(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text("")
     assert default_output("m" * 300) != default_output("m" * 299 + "n")
+
+
+def _three_classes() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.concat([pd.DataFrame({"a": rng.normal(i, 1, k), "b": rng.normal(-i, 1, k), "cls": f"c{i}"})
+                      for i, k in enumerate([120, 50, 30])], ignore_index=True)
+
+
+def test_synthesize_judges_three_classes_without_a_sklearn_error(tmp_path):
+    from vae_anomaly.jobs import synthesize as synth_job
+
+    _three_classes().to_csv(tmp_path / "three.csv", index=False)
+    config = synth_job.SynthJobConfig(data=str(tmp_path / "three.csv"), label_column="cls",
+                                      oversampler={"epochs": 2})
+    ds = synth_job.ingest(config)
+    result = synth_job.balance(ds, config)
+    metrics = synth_job.evaluate(result, config.seed)
+    assert 0.0 <= metrics["vae_logreg_f1"] <= 1.0 and 0.0 <= metrics["real_logreg_f1"] <= 1.0
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_synthesize_writes_its_output_last_so_a_late_failure_leaves_none(mlflow_store, monkeypatch):
+    from pipelines.synthesize import synthesize_flow
+    from vae_anomaly.jobs import synthesize as synth_job
+
+    _three_classes().to_csv(mlflow_store / "three.csv", index=False)
+
+    def judging_fails(*_args, **_kwargs):
+        raise DataError("judging failed", file=mlflow_store / "three.csv")
+
+    monkeypatch.setattr(synth_job, "evaluate", judging_fails)
+    out = mlflow_store / "balanced.parquet"
+    with pytest.raises(DataError, match="judging failed"):
+        synthesize_flow(synth_job.SynthJobConfig(data=str(mlflow_store / "three.csv"), label_column="cls",
+                                                 output=str(out), oversampler={"epochs": 2}))
+    assert not out.exists() and not list(mlflow_store.glob(".balanced*"))

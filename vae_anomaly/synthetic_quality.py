@@ -77,6 +77,8 @@ def utility(X_train: Any, y_train: np.ndarray, X_test: Any, y_test: np.ndarray, 
         raise ValueError(f"unknown classifier {classifier!r}")
     model = make_pipeline(pre, clf).fit(X_train, y_train)
     pred = model.predict(X_test)
-    return {"f1": float(f1_score(y_test, pred, pos_label=minority, zero_division=0)),
-            "recall": float(recall_score(y_test, pred, pos_label=minority, zero_division=0)),
+    # The minority class's own F1 and recall: labels=[minority] reads the same with two classes or more
+    # (pos_label with the default average='binary' raises on three classes).
+    return {"f1": float(f1_score(y_test, pred, labels=[minority], average="macro", zero_division=0)),
+            "recall": float(recall_score(y_test, pred, labels=[minority], average="macro", zero_division=0)),
             "balanced_accuracy": float(balanced_accuracy_score(y_test, pred))}
