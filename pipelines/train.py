@@ -28,12 +28,9 @@ def open_run(config: TrainJobConfig) -> str:
     abandoned = tracking.fail_abandoned_runs(config.experiment)
     if abandoned:
         get_run_logger().warning("marked %d abandoned run(s) FAILED: %s", len(abandoned), ", ".join(abandoned))
-    from vae_anomaly.lineage import git_commit
-
-    commit = git_commit()
+    # start_run records the caller's git commit (working directory), user, source and library version.
     run_id = _runtime.open_run_once(lambda: tracking.start_run(
-        config.experiment, run_name=f"train {config.model_name}",
-        tags={**_runtime.flow_run_tags(), "job": "train", **({"mlflow.source.git.commit": commit} if commit else {})}))
+        config.experiment, run_name=f"train {config.model_name}", tags={**_runtime.flow_run_tags(), "job": "train"}))
     # Written before training: an artifact store this process cannot write fails here, not after the fit.
     tracking.log_dict(run_id, config.model_dump(), "job.json")
     return run_id

@@ -31,6 +31,7 @@ from .runs import (
     log_figure,
     log_metrics,
     log_params,
+    provenance_tags,
     set_tags,
     start_run,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "CHAMPION", "DEFAULT_ARTIFACTS", "DEFAULT_DB", "EpochLogger", "SystemMetrics", "champion_version", "check_tracking",
     "client", "end_run", "experiment_id", "fail_abandoned_runs", "is_local", "load_detector", "load_pyfunc", "log_dataset",
     "log_detector", "log_dict", "log_figure", "log_metrics", "log_params", "model_version_info", "promotion_lock",
+    "provenance_tags",
     "register", "resolve_model_uri", "set_champion", "set_tags", "start_run", "tag_version", "tracking_uri",
     "verify_model_dir", "wrap",
 ]

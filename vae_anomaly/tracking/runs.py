@@ -32,11 +32,55 @@ def experiment_id(name: str) -> str:
     return wrap(f"creating experiment {name!r}", go)
 
 
+def _git(cwd: Path, *args: str) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def provenance_tags(cwd: str | Path | None = None) -> dict[str, str]:
+    """Who ran what from where: MLflow's run context providers (``mlflow.user``, ``mlflow.source.name``
+    and ``.type``, ...), the *caller's* git checkout (the working directory's, not this library's),
+    and the library's version and commit.
+
+    MLflow's git provider looks at the checkout of the entry-point script -- for ``vae-anomaly`` or a
+    Prefect worker that is the virtual environment's ``bin/``, i.e. this library. Its git tags are
+    replaced by those of ``cwd``'s checkout, or left out when ``cwd`` is not in one.
+    """
+    mlflow_module()
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
+
+    from .._version import __version__
+    from ..lineage import git_commit
+
+    tags = {k: str(v) for k, v in resolve_tags({}).items() if not k.startswith("mlflow.source.git.")}
+    where = Path(cwd) if cwd is not None else Path.cwd()
+    commit = _git(where, "rev-parse", "HEAD")
+    if commit:
+        tags[MLFLOW_GIT_COMMIT] = commit
+        for key, args in ((MLFLOW_GIT_BRANCH, ("rev-parse", "--abbrev-ref", "HEAD")),
+                          (MLFLOW_GIT_REPO_URL, ("config", "--get", "remote.origin.url"))):
+            value = _git(where, *args)
+            if value:
+                tags[key] = value
+    tags["vae_anomaly.version"] = __version__
+    library = git_commit()
+    if library:
+        tags["vae_anomaly.git_commit"] = library
+    return tags
+
+
 def start_run(experiment: str, run_name: str | None = None, tags: dict[str, str] | None = None,
               parent_run_id: str | None = None) -> str:
-    """Create a run, tagged with this process's host and pid so an abandoned run can be told later."""
+    """Create a run, tagged with this process's host and pid so an abandoned run can be told later,
+    and with :func:`provenance_tags` (``tags`` given here win)."""
     def go() -> str:
-        t = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()), **(tags or {})}
+        t = {**provenance_tags(), OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()), **(tags or {})}
         if parent_run_id:
             t["mlflow.parentRunId"] = parent_run_id
         return client().create_run(experiment_id(experiment), run_name=run_name, tags=t).info.run_id
