@@ -94,13 +94,16 @@ def main() -> None:
                 for clf in args.classifiers:
                     per.setdefault(("class weights", clf), []).append(
                         utility(Xtr, ytr, Xte, yte, 1, clf, seed, class_weight="balanced"))
-            syn = sets["VAE"][0].iloc[len(Xtr):]
             real_min = Xtr[ytr == 1]
-            sim = column_similarity(real_min, syn)
             pre = vae.preprocessor_
-            dcr = privacy_dcr(pre.transform(Xtr), pre.transform(syn), pre.transform(Xte))
-            fid.append({"column_similarity": float(np.mean(list(sim.values()))),
-                        "corr_diff": correlation_difference(real_min, syn), **dcr})
+            for method in ("VAE", "SMOTE"):  # SMOTE's rows measured the same way, for reference
+                if method not in sets or sets[method] is sets["real"]:
+                    continue
+                syn = pd.DataFrame(sets[method][0]).iloc[len(Xtr):]
+                sim = column_similarity(real_min, syn)
+                dcr = privacy_dcr(pre.transform(Xtr), pre.transform(syn), pre.transform(Xte))
+                fid.append({"method": method, "column_similarity": float(np.mean(list(sim.values()))),
+                            "corr_diff": correlation_difference(real_min, syn), **dcr})
         methods = ["real", *[b for b in args.baselines], "VAE"]
         for clf in args.classifiers:
             line = [name, clf]
@@ -111,17 +114,26 @@ def main() -> None:
                 line.append(f"{f1:.3f} / {np.mean([m['recall'] for m in r]):.3f} / "
                             f"{np.mean([m['balanced_accuracy'] for m in r]):.3f}")
             rows.append(line)
-        fid_rows.append([name] + [float(np.mean([f[k] for f in fid])) for k in
-                                  ("column_similarity", "corr_diff", "dcr_synthetic_median", "dcr_holdout_median",
-                                   "dcr_ratio")])
+        for method in ("VAE", "SMOTE"):
+            mine = [f for f in fid if f["method"] == method]
+            if mine:
+                fid_rows.append([name, method] + [float(np.mean([f[k] for f in mine])) for k in
+                                                  ("column_similarity", "corr_diff", "dcr_synthetic_median",
+                                                   "dcr_holdout_median", "dcr_ratio",
+                                                   "share_synthetic_closer_than_p5_holdout")])
     for clf in args.classifiers:
         rows.append(["**mean minority F1**", clf] + [f"**{np.mean(agg[(m, clf)]):.3f}**" for m in methods])
     print(f"Minority F1 / recall / balanced accuracy on the real 30% hold-out, mean over seeds {args.seeds}; "
           f"VAEOversampler options {vae_options}\n")
     print(markdown_table(["data set", "classifier", "real only", *args.baselines, "VAEOversampler"], rows))
-    print("\nFidelity and privacy of the VAEOversampler minority rows (mean over seeds)\n")
-    print(markdown_table(["data set", "column similarity (1-KS/TV)", "|corr diff|", "DCR synthetic", "DCR hold-out",
-                          "DCR ratio"], fid_rows))
+    print("\nFidelity and privacy of the generated minority rows (mean over seeds)\n")
+    cols = ["column similarity (1-KS/TV)", "|corr diff|", "DCR synthetic", "DCR hold-out", "DCR ratio",
+            "share closer than hold-out p5"]
+    print(markdown_table(["data set", "sampler", *cols], fid_rows))
+    for method in ("VAE", "SMOTE"):
+        mine = [r for r in fid_rows if r[1] == method]
+        if mine:
+            print(f"mean {method}: " + ", ".join(f"{c} {np.mean([r[2 + i] for r in mine]):.3f}" for i, c in enumerate(cols)))
 
 
 if __name__ == "__main__":

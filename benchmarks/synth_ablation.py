@@ -54,10 +54,27 @@ def main() -> int:
     ap.add_argument("--half", choices=["choose", "confirm", "all"], default="choose")
     ap.add_argument("--sizes", default="1000")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--time", type=int, metavar="ROWS",
+                    help="instead: time fit_resample of each spec on a stratified ROWS-row sample of --time-set")
+    ap.add_argument("--time-set", default="5_campaign")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     sys.path.insert(0, str(SHARED))
     from scorecard import DATA, HALVES, sample
+
+    if a.time:
+        d = np.load(DATA / f"{a.time_set}.npz", allow_pickle=False)
+        X, y = sample(d["X"].astype(np.float64), d["y"].astype(int), a.time, 0)
+        print(f"fit_resample on {len(X)} rows x {X.shape[1]} columns of {a.time_set} ({int(y.sum())} minority), "
+              f"best of {a.seeds}:")
+        for spec in a.specs:
+            times = []
+            for seed in range(a.seeds):
+                t0 = time.perf_counter()
+                make(spec, seed).fit_resample(X, y)
+                times.append(time.perf_counter() - t0)
+            print(f"| `{spec}` | {min(times):.3f} s |")
+        return 0
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score, f1_score

@@ -45,7 +45,8 @@ def test_the_issue_case_does_not_raise_and_reports_how(cancer40):
     rep = s.sampling_report_[0]
     assert rep["method"] == s.sampling_method_[0] == "vae-guided interpolation"
     assert rep["requested"] == 317 and rep["accepted"] + rep["relaxed"] == 317
-    assert 0 < rep["acceptance_rate"] <= 1 and rep["drawn"] >= rep["accepted"]
+    assert 0 < rep["acceptance_rate"] <= 1 and rep["drawn"] >= rep["passed"] >= rep["accepted"]
+    assert rep["acceptance_rate"] == rep["passed"] / rep["drawn"] == s.acceptance_rate_
 
 
 def test_relaxes_instead_of_raising_and_says_so(overlap):

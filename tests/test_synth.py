@@ -65,11 +65,12 @@ def test_inside_imblearn_pipeline(cancer):
     assert pipe.score(X, y) > 0.9
 
 
-def test_imblearn_sampler_checks():
+@pytest.mark.parametrize("options", [{"min_class_rows": 1, "filter_anomalous": False, "min_distance": None},
+                                     {}, {"generation": "latent"}], ids=["no-filters", "defaults", "latent"])
+def test_imblearn_sampler_checks(options):
     from imblearn.utils.estimator_checks import parametrize_with_checks
 
-    sampler = VAEOversampler(random_state=0, epochs=2, device="cpu", min_class_rows=1, filter_anomalous=False,
-                             min_distance=None)
+    sampler = VAEOversampler(random_state=0, epochs=2, device="cpu", **options)
     # The checks that apply to an over-sampler that keeps types: run each and collect failures.
     failures = []
     decorator = parametrize_with_checks([sampler])

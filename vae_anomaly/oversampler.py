@@ -459,12 +459,14 @@ class VAEOversampler(BaseOverSampler):
         method = self.method_for(cls)
         rows = self.real_by_class_[k]
         rng = np.random.default_rng([self.seed_, k, n])
-        report = {"method": method, "requested": int(n), "accepted": 0, "relaxed": 0, "drawn": 0}
+        # passed: candidates that passed every filter (the last round may draw more than needed);
+        # accepted: rows kept from them; relaxed: rows topped up from rejected candidates.
+        report = {"method": method, "requested": int(n), "accepted": 0, "relaxed": 0, "drawn": 0, "passed": 0}
         if n <= 0:
             self._report(cls, report)
             return rows[:0]
         if method == "copies":
-            report.update(accepted=int(n), drawn=int(n))
+            report.update(accepted=int(n), drawn=int(n), passed=int(n))
             self._report(cls, report)
             return rows[rng.integers(0, len(rows), size=n)]
         model_filters = method != "smote"
@@ -498,7 +500,7 @@ class VAEOversampler(BaseOverSampler):
             have += int(ok.sum())
             report["drawn"] += m
             rounds += 1
-        report["accepted"] = int(min(have, n))
+        report["accepted"], report["passed"] = int(min(have, n)), int(have)
         out = np.concatenate(kept)[:n]
         if have < n:
             if self.on_shortfall == "raise":
@@ -516,11 +518,11 @@ class VAEOversampler(BaseOverSampler):
         return out
 
     def _report(self, cls: Any, report: dict[str, Any]) -> None:
-        report["acceptance_rate"] = report["accepted"] / max(1, report["drawn"])
+        report["acceptance_rate"] = report["passed"] / max(1, report["drawn"])
         self.sampling_report_[_py(cls)] = report
         self.sampling_method_[_py(cls)] = report["method"]
         drawn = sum(r["drawn"] for r in self.sampling_report_.values())
-        self.acceptance_rate_ = sum(r["accepted"] for r in self.sampling_report_.values()) / max(1, drawn)
+        self.acceptance_rate_ = sum(r["passed"] for r in self.sampling_report_.values()) / max(1, drawn) if drawn else 1.0
 
     def _code(self, cls: Any) -> int:
         if not hasattr(self, "model_"):
