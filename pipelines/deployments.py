@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,6 +55,27 @@ class WorkPoolSpec(BaseModel):
     job_variables: dict[str, Any] = Field(default_factory=dict)
 
 
+class TriggerSpec(BaseModel):
+    """An event trigger that runs the deployment (Prefect's ``DeploymentEventTrigger``, as ``prefect.yaml``
+    writes it): e.g. ``expect: [vae-anomaly.drift.detected]`` + ``match: {prefect.resource.id: ...}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["event"] = "event"
+    name: str | None = None
+    description: str | None = None
+    enabled: bool = True
+    match: dict[str, str | list[str]] = Field(default_factory=dict)
+    match_related: dict[str, str | list[str]] | list[dict[str, str | list[str]]] | None = None
+    after: list[str] = Field(default_factory=list)
+    expect: list[str] = Field(min_length=1)
+    for_each: list[str] = Field(default_factory=list)
+    posture: Literal["Reactive", "Proactive"] = "Reactive"
+    threshold: int = Field(1, ge=1)
+    within: float = Field(0, ge=0, description="seconds")
+    parameters: dict[str, Any] | None = None
+
+
 class DeploymentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +87,7 @@ class DeploymentSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     paused: bool = False
     work_pool: WorkPoolSpec | None = None
+    triggers: list[TriggerSpec] = Field(default_factory=list)
 
     @field_validator("entrypoint")
     @classmethod

@@ -65,6 +65,33 @@ def log_summary(run_id: str, result: jobs.ScoreResult, config: ScoreJobConfig) -
     return run_id
 
 
+# The event a drifted batch emits; flows.yaml's train deployment declares a trigger on it.
+DRIFT_EVENT = "vae-anomaly.drift.detected"
+
+
+def model_resource_id(model_name: str) -> str:
+    """The Prefect event resource of a registered model (what a trigger's ``match`` names)."""
+    return f"vae-anomaly.model.{model_name}"
+
+
+@_runtime.data_task
+def emit_drift_event(result: jobs.ScoreResult, config: ScoreJobConfig, reasons: list[str], run_id: str) -> str | None:
+    from prefect.events import emit_event
+
+    s = result.summary
+    name = result.model_version.get("name") or config.model.split("@")[0].split("/")[0]
+    event = emit_event(DRIFT_EVENT, resource={"prefect.resource.id": model_resource_id(name),
+                                              "prefect.resource.name": name},
+                       payload={"reasons": reasons, "drift_psi": s["drift_psi"], "drift_ks": s["drift_ks"],
+                                "psi_threshold": config.drift_psi_threshold, "ks_threshold": config.drift_ks_threshold,
+                                "input": config.input, "output": s["output"], "rows": s["rows"],
+                                "model_uri": result.model_uri, "model_version": result.model_version.get("version"),
+                                "mlflow_run_id": run_id})
+    get_run_logger().warning("score drift on %s (%s): emitted %s for %s", config.input, "; ".join(reasons), DRIFT_EVENT,
+                             name)
+    return str(event.id) if event is not None else None
+
+
 @_runtime.data_task
 def publish_artifacts(result: jobs.ScoreResult) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -95,6 +122,8 @@ def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     tracking.end_run(run_id)
     publish_artifacts(result)
     _runtime.publish_mlflow_link(run_id, "score")
+    reasons = jobs.score.drift_exceeded(summary, config)
+    drift_event = emit_drift_event(result, config, reasons, run_id) if reasons else None
     get_run_logger().info(jobs.summary_markdown(result))
     return {"output": summary["output"], "summary": summary, "model_uri": uri, "model_version": version,
-            "mlflow_run_id": run_id}
+            "mlflow_run_id": run_id, "drift_event": drift_event}

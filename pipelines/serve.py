@@ -26,6 +26,10 @@ def build_deployment(spec: DeploymentSpec, root: Path) -> Any:
         s = spec.schedule
         sched = Cron(s.cron, timezone=s.timezone) if s.cron else Interval(s.interval, timezone=s.timezone)
         kwargs["schedules"] = [sched]
+    if spec.triggers:
+        from prefect.events import DeploymentEventTrigger
+
+        kwargs["triggers"] = [DeploymentEventTrigger(**t.model_dump(exclude_none=True)) for t in spec.triggers]
     return flow.to_deployment(**kwargs)
 
 

@@ -120,6 +120,7 @@ def prefect_api_server(tmp_path_factory):
         "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "1",
         "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "2",
         "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT5S",
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
     })
     log = home / "server.log"
     with open(log, "w") as fh:

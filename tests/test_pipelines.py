@@ -135,6 +135,22 @@ def test_flows_yaml_work_pool_and_prefect_keys(tmp_path):
     (tmp_path / "flows.yaml").write_text("deployments:\n  - name: a\n    entrypoint: f.py:x\n    work_pool: {nme: p}\n")
     with pytest.raises(ConfigError, match=r"deployment #0 \('a'\), field 'work_pool"):
         load_flows_file(tmp_path / "flows.yaml")
+    train = next(d for d in spec.deployments if d.name == "nightly-train")
+    assert [t.expect for t in train.triggers] == [["vae-anomaly.drift.detected"]]
+    (tmp_path / "flows.yaml").write_text("deployments:\n  - name: a\n    entrypoint: f.py:x\n"
+                                         "    triggers: [{expekt: [x]}]\n")
+    with pytest.raises(ConfigError, match=r"deployment #0 \('a'\), field 'triggers.0.expe"):
+        load_flows_file(tmp_path / "flows.yaml")
+
+
+def test_drift_thresholds():
+    from vae_anomaly.jobs.score import drift_exceeded
+
+    summary = {"drift_psi": 0.5, "drift_ks": 0.3}
+    assert drift_exceeded(summary, ScoreJobConfig()) == ["PSI 0.5 > 0.2"]
+    assert drift_exceeded(summary, ScoreJobConfig(drift_psi_threshold=1.0)) == []
+    assert drift_exceeded(summary, ScoreJobConfig(drift_psi_threshold=None, drift_ks_threshold=0.25)) == ["KS 0.3 > 0.25"]
+    assert drift_exceeded({"drift_psi": None, "drift_ks": None}, ScoreJobConfig()) == []
 
 
 @pytest.fixture()

@@ -6,6 +6,7 @@ tests share one real server subprocess (``prefect_api_server`` in conftest.py).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -126,3 +127,99 @@ def test_flows_yaml_deploys_with_prefects_own_cli(prefect_api_server, tmp_path):
             assert (sched["cron"], sched["timezone"]) == (d.schedule.cron, d.schedule.timezone)
         else:
             assert sched["interval"] == d.schedule.interval
+    # The drift trigger of the train deployment became an automation that runs that deployment.
+    with prefect_api_server.client() as api:
+        automations = api.post("/automations/filter", json={}).json()
+    retrain = [a for a in automations if a["trigger"].get("expect") == ["vae-anomaly.drift.detected"]
+               and any(act.get("deployment_id") == found["nightly-train"]["id"] for act in a["actions"])]
+    assert len(retrain) == 1 and retrain[0]["enabled"], automations
+    assert retrain[0]["trigger"]["match"] == {"prefect.resource.id": "vae-anomaly.model.breast-cancer-vae"}
+
+
+def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_server, tmp_path, monkeypatch):
+    """Drift closes the loop on a real server: a batch whose score PSI crosses the threshold emits
+    vae-anomaly.drift.detected; the train deployment's trigger (declared in flows.yaml, served by
+    `vae-anomaly serve`) makes the automation run it; the retrained version is registered and its
+    promotion is still decided against the champion. A batch like the training data emits nothing."""
+    import mlflow
+    import pandas as pd
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from pipelines.score import DRIFT_EVENT, score_flow
+    from pipelines.train import train_flow
+    from tests.conftest import DATA
+    from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
+
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    cancer = pd.read_csv(DATA / "breast_cancer.csv")
+    numeric = [c for c in cancer.columns if c not in ("patient_id", "diagnosis")]
+    cancer[cancer["diagnosis"] == "benign"].to_csv(tmp_path / "like-training.csv", index=False)
+    drifted = cancer.copy()
+    drifted[numeric] = drifted[numeric] * 1.5  # every feature moved: PSI ~8 against the training scores
+    drifted.to_csv(tmp_path / "drifted.csv", index=False)
+    config = {"data": str(DATA / "breast_cancer.csv"), "label_column": "diagnosis", "anomaly_label": "malignant",
+              "id_column": "patient_id", "train_on": "normal", "model_name": "drifty", "experiment": "drift",
+              "detector": {"epochs": 3}}
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "retrain.py").write_text("from pipelines.train import train_flow  # the project's own flow\n")
+    (project / "flows.yaml").write_text(
+        "deployments:\n"
+        "  - name: retrain-on-drift\n"
+        "    entrypoint: retrain.py:train_flow\n"
+        f"    parameters: {{config: {json.dumps(config)}}}\n"
+        "    triggers:\n"
+        f"      - {{type: event, expect: [{DRIFT_EVENT}], match: {{prefect.resource.id: vae-anomaly.model.drifty}}}}\n")
+    log = tmp_path / "serve.log"
+    serve = None
+    try:
+        with open(log, "w") as fh:
+            serve = subprocess.Popen([str(BIN / "vae-anomaly"), "serve", "--file", str(project / "flows.yaml")],
+                                     stdout=fh, stderr=subprocess.STDOUT, cwd=project,
+                                     env={**prefect_api_server.env, "MLFLOW_TRACKING_URI": store,
+                                          "PREFECT_RUNNER_POLL_FREQUENCY": "1", "OMP_NUM_THREADS": "1",
+                                          "VAE_ANOMALY_THREADS": "1"})
+        with temporary_settings({PREFECT_API_URL: prefect_api_server.url}):
+            first = train_flow(TrainJobConfig(**config))  # version 1, the champion
+            calm = score_flow(ScoreJobConfig(model="drifty", input=str(tmp_path / "like-training.csv"),
+                                             keep_columns=["patient_id", "diagnosis"], experiment="drift",
+                                             output=str(tmp_path / "calm.parquet")))
+            moved = score_flow(ScoreJobConfig(model="drifty", input=str(tmp_path / "drifted.csv"),
+                                              keep_columns=["patient_id", "diagnosis"], experiment="drift",
+                                              output=str(tmp_path / "moved.parquet")))
+            EventsWorker.drain_all(timeout=20)
+        assert first["version"] == "1" and first["promoted"]
+        assert calm["drift_event"] is None and calm["summary"]["drift_psi"] < 0.2
+        assert moved["drift_event"] and moved["summary"]["drift_psi"] > 0.2
+
+        with prefect_api_server.client() as api:
+            dep = deployment_by_name(api, "retrain-on-drift", serve, log)
+            deadline, events = time.time() + 30, []
+            while time.time() < deadline and not events:  # the server persists events in batches
+                events = api.post("/events/filter", json={"filter": {
+                    "event": {"name": [DRIFT_EVENT]}, "resource": {"id": ["vae-anomaly.model.drifty"]}}}).json()["events"]
+                time.sleep(1)
+            assert [e["id"] for e in events] == [moved["drift_event"]]  # one event: the drifted batch's
+            assert events[0]["payload"]["drift_psi"] == pytest.approx(moved["summary"]["drift_psi"])
+            deadline, runs = time.time() + 90, []
+            while time.time() < deadline:
+                assert serve.poll() is None, log.read_text()[-3000:]
+                runs = api.post("/flow_runs/filter",
+                                json={"flow_runs": {"deployment_id": {"any_": [dep["id"]]}}}).json()
+                if any(r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs):
+                    break
+                time.sleep(1)
+        assert len(runs) == 1, [(r["name"], r["state_type"]) for r in runs]
+        run = runs[0]
+        assert run["state_type"] == "COMPLETED", (run["state_type"], log.read_text()[-3000:])
+        assert (run.get("created_by") or {}).get("type") == "AUTOMATION"
+        assert run["name"] == "train drifty on breast_cancer.csv"
+        client = mlflow.MlflowClient(store)
+        v2 = client.get_model_version("drifty", "2")  # the retrain registered a new version ...
+        assert v2.tags["promotion_decision"]  # ... and the registry's rule decided its promotion
+    finally:
+        stop(serve)

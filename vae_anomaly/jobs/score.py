@@ -25,6 +25,19 @@ class ScoreJobConfig(BaseModel):
                                                "'tcp://host:8786'; the input is a Parquet file, folder or glob and "
                                                "the output a folder of parts")
     experiment: str = "vae-anomaly"
+    drift_psi_threshold: float | None = Field(0.2, gt=0, description="a score PSI against the training scores above "
+                                              "this emits a drift event (a trigger may retrain on it); null: never")
+    drift_ks_threshold: float | None = Field(None, gt=0, le=1, description="the same for the KS statistic")
+
+
+def drift_exceeded(summary: dict[str, Any], config: ScoreJobConfig) -> list[str]:
+    """Which drift measures crossed their thresholds, as words ("PSI 0.41 > 0.2"); empty when none did."""
+    out = []
+    for key, name, limit in (("drift_psi", "PSI", config.drift_psi_threshold), ("drift_ks", "KS", config.drift_ks_threshold)):
+        value = summary.get(key)
+        if limit is not None and value is not None and value > limit:
+            out.append(f"{name} {value:.4g} > {limit:g}")
+    return out
 
 
 def default_output(model: str) -> str:
