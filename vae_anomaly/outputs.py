@@ -106,7 +106,9 @@ def write_rows_or_images(obj: Any, path: str | Path, labels: Any = None) -> Path
     if path.suffix.lower() == ".png":
         from . import plots
 
-        plots.save_png(plots.image_grid(arr[:GRID_MAX]), path)
+        shown = min(len(arr), GRID_MAX)
+        plots.save_png(plots.image_grid(arr[:GRID_MAX], suptitle=f"{shown} of {len(arr)} generated images"
+                                        if shown < len(arr) else f"{shown} generated images"), path)
         return path
     return write_arrays(path, X=arr, y=labels)
 

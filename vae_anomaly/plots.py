@@ -44,21 +44,36 @@ def _to_display(images: np.ndarray) -> np.ndarray:
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, titles: Sequence[str] | None = None,
-               suptitle: str | None = None) -> Any:
+               suptitle: str | None = None, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None) -> Any:
+    """Images in a grid, always with a title (``suptitle``, or how many images of which size) and
+    optional per-image ``titles`` and per-row / per-column labels (e.g. a latent dimension and its value)."""
     plt = _plt()
     arr = _to_display(images)
     n = len(arr)
     ncols = ncols or int(np.ceil(np.sqrt(n)))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + (0.3 if suptitle else 0)))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
+    if suptitle is None:
+        size = "x".join(map(str, arr.shape[1:3])) if n else "0"
+        suptitle = f"{n} image{'s' if n != 1 else ''} ({size} pixels)"
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols + (0.5 if row_labels else 0),
+                                                    1.3 * nrows + 0.5 + (0.2 if col_labels else 0)),
+                             squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes.ravel()):
+        # Ticks and frame off (not axis("off")): the row and column labels stay visible.
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if i < n:
             ax.imshow(arr[i], cmap="gray" if arr[i].ndim == 2 else None, vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7)
-    if suptitle:
-        fig.suptitle(suptitle)
+    for r, label in enumerate((row_labels or [])[:nrows]):
+        axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    for c, label in enumerate((col_labels or [])[:ncols]):
+        axes[0, c].set_title(label, fontsize=7)
+    fig.suptitle(suptitle, fontsize=10)
     return fig
 
 
@@ -69,23 +84,45 @@ def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, n: int = 8
     return image_grid(both, ncols=n, suptitle="inputs (top) and reconstructions (bottom)")
 
 
-def training_curves(history: list[dict[str, float]]) -> Any:
+def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
+                    trim_start_epoch: float | None = None) -> Any:
+    """Training and validation negative ELBO per epoch (the unweighted objective: no beta, no KL warm-up,
+    so the two curves measure the same thing), with loss truncation marked.
+
+    With ``trim`` > 0 the training curve averages only the rows each batch keeps from
+    ``trim_start_epoch`` on (the highest-loss ``trim`` share is left out), so it drops below the
+    validation curve there by design: the warm-up is shaded and the start of truncation drawn.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    epochs = [h["epoch"] for h in history]
-    for key in ("train_loss", "val_loss"):
-        if history and key in history[0]:
-            ax.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    epochs = [h["epoch"] + 1 for h in history]  # 1-based: "after epoch k"
+    first = history[0] if history else {}
+    # The negative ELBO when logged (comparable between train and validation); the weighted loss otherwise.
+    term = "neg_elbo" if "train_neg_elbo" in first and "val_neg_elbo" in first else "loss"
+    name = "-ELBO" if term == "neg_elbo" else "loss"
+    truncated = trim > 0 and trim_start_epoch is not None
+    train_label = f"train {name}" + (f" (after warm-up: mean of the {1 - trim:.0%} lowest-loss rows per batch)"
+                                     if truncated else "")
+    if f"train_{term}" in first:
+        ax.plot(epochs, [h[f"train_{term}"] for h in history], marker=".", label=train_label)
+    if f"val_{term}" in first:
+        ax.plot(epochs, [h[f"val_{term}"] for h in history], marker=".", label=f"validation {name} (all rows)")
+    if truncated:
+        ax.axvspan(0, trim_start_epoch, color="0.9", zorder=0, label="warm-up: every row in the loss")
+        ax.axvline(trim_start_epoch, color="0.4", ls="--", lw=1)
+    ax.set_xlim(left=0)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (nats per sample)")
-    ax.legend()
-    ax.set_title("training curves")
+    ax.set_ylabel(f"{name} (nats per row)")
+    ax.legend(fontsize=7)
+    ax.set_title("training curves" + (f" (loss truncation {trim:.0%} from epoch {trim_start_epoch:.3g})"
+                                      if truncated else ""), fontsize=10)
     return fig
 
 
 def score_histogram(scores: np.ndarray, threshold: float | None = None, labels: np.ndarray | None = None) -> Any:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    # Constrained layout: MLflow's log_figure saves without bbox_inches="tight", which clipped the x label.
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     scores = np.asarray(scores)
     lo, hi = np.percentile(scores, [0, 99.5])
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 60)
@@ -98,7 +135,9 @@ def score_histogram(scores: np.ndarray, threshold: float | None = None, labels: 
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set_xlabel("anomaly score (higher = more anomalous)")
-    ax.legend()
+    ax.set_ylabel("rows" if labels is None else "density")
+    ax.set_title(f"anomaly scores of {len(scores):,} rows (top 0.5% drawn in the last bin)", fontsize=10)
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -106,7 +145,7 @@ def roc_pr_curves(labels: np.ndarray, scores: np.ndarray) -> Any:
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     fpr, tpr, _ = roc_curve(labels, scores)
     a.plot(fpr, tpr)
     a.plot([0, 1], [0, 1], "k:", lw=0.8)
@@ -138,7 +177,7 @@ def latent_scatter(latents: np.ndarray, labels: np.ndarray | None = None, method
         how = method.upper()
     elif z.shape[1] == 1:
         z = np.column_stack([z[:, 0], np.zeros(len(z))])
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
     if labels is None:
         ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.8)
     else:
@@ -152,15 +191,27 @@ def latent_scatter(latents: np.ndarray, labels: np.ndarray | None = None, method
     return fig
 
 
-def feature_distributions(real: Any, synthetic: Any, columns: Sequence[str] | None = None, max_cols: int = 6) -> Any:
-    """Histograms of real versus synthetic values for a few columns."""
+def feature_distributions(real: Any, synthetic: Any, columns: Sequence[str] | None = None, max_cols: int = 36,
+                          per_row: int = 6) -> Any:
+    """Histograms of real versus synthetic values, one panel per column (up to ``max_cols``, ``per_row`` a row)."""
     import pandas as pd
+    from matplotlib.ticker import MaxNLocator
 
     plt = _plt()
     real, synthetic = pd.DataFrame(real), pd.DataFrame(synthetic)
-    cols = list(columns or real.columns)[:max_cols]
-    fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 2.6))
-    for ax, col in zip(np.atleast_1d(axes), cols, strict=False):
+    every = list(columns or real.columns)
+    cols = every[:max_cols]
+    ncols = min(per_row, len(cols))
+    nrows = int(np.ceil(len(cols) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 1.9 * nrows + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel()[len(cols):]:
+        ax.set_visible(False)
+    for ax, col in zip(axes.ravel(), cols, strict=False):
+        # Few, small ticks: 30 panels of raw values otherwise print labels over each other.
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(labelsize=6)
         if pd.api.types.is_numeric_dtype(real[col]):
             bins = np.histogram_bin_edges(real[col], 20)
             ax.hist(real[col], bins=bins, alpha=0.6, density=True, label="real")
@@ -173,8 +224,11 @@ def feature_distributions(real: Any, synthetic: Any, columns: Sequence[str] | No
             ax.bar(x - 0.2, rv, 0.4, label="real")
             ax.bar(x + 0.2, sv, 0.4, label="synthetic")
             ax.set_xticks(x, cats, rotation=45, fontsize=6)
-        ax.set_title(str(col), fontsize=8)
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+        ax.set_title(str(col), fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    shown = f"{len(cols)} of {len(every)} columns" if len(cols) < len(every) else f"all {len(cols)} columns"
+    fig.suptitle(f"real vs synthetic rows ({len(real):,} real, {len(synthetic):,} synthetic): {shown}, "
+                 "density per column", fontsize=10)
     return fig
 
 
@@ -191,7 +245,10 @@ def latent_traversal(model: Any, n_steps: int = 7, span: float = 2.5, dims: Sequ
             z = torch.zeros(n_steps, latent, device=device)
             z[:, d] = torch.linspace(-span, span, n_steps, device=device)
             rows.append(model.likelihood.mean(model.decode(z)).view(n_steps, *model.config.input_shape).cpu().numpy())
-    return image_grid(np.concatenate(rows), ncols=n_steps, suptitle="latent traversal: one dimension per row")
+    values = np.linspace(-span, span, n_steps)
+    return image_grid(np.concatenate(rows), ncols=n_steps,
+                      suptitle=f"latent traversal: z_d swept from {-span:g} to {span:g} (other dimensions 0)",
+                      row_labels=[f"z_{d}" for d in dims], col_labels=[f"{v:+.2g}" for v in values])
 
 
 def model_figures(gm: Any, X: Any, y: Any, out: str | Path, method: str = "pca", max_rows: int = 2000) -> list[Path]:
@@ -225,7 +282,9 @@ def model_figures(gm: Any, X: Any, y: Any, out: str | Path, method: str = "pca",
         figs["latent_space.png"] = lambda: latent_scatter(gm.latents(X), y, method)
     if gm.is_image:
         figs["reconstructions.png"] = lambda: reconstructions(X[:8], gm.reconstruct(X[:8], y[:8] if cond else None))
-        figs["samples.png"] = lambda: image_grid(gm.generate(16, gm.classes[0] if cond else None))
+        figs["samples.png"] = lambda: image_grid(
+            gm.generate(16, gm.classes[0] if cond else None),
+            suptitle="16 samples from the prior" + (f" (class {gm.classes[0]})" if cond else ""))
         if not gm.is_vq and not cond:
             figs["latent_traversal.png"] = lambda: latent_traversal(gm.model)
     if gm.meta.get("extra", {}).get("owner") == "VAEDetector":

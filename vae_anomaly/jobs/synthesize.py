@@ -192,4 +192,5 @@ def figures(result: SynthResult) -> dict[str, Any]:
         real = result.train_X[result.train_y == minority]
         return {"real_vs_synthetic.png": plots.feature_distributions(real, syn[result.y_res[result.n_real:] == minority])}
     syn = np.asarray(result.X_res)[result.n_real:][:32]
-    return {"synthetic_samples.png": plots.image_grid(syn, titles=[str(v) for v in result.y_res[result.n_real:][:32]])}
+    return {"synthetic_samples.png": plots.image_grid(syn, titles=[str(v) for v in result.y_res[result.n_real:][:32]],
+                                                      suptitle=f"{len(syn)} synthetic images (title: class)")}

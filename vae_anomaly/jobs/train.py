@@ -185,7 +185,9 @@ def training_figures(detector: Any, data: TrainingData) -> dict[str, Any]:
     """The PNG figures of a training run, by file name."""
     from .. import plots
 
-    figs = {"training_curves.png": plots.training_curves(detector.history_)}
+    tc = detector.train_config_  # truncation start in epochs: trim_start is a share of the planned training
+    figs = {"training_curves.png": plots.training_curves(detector.history_, trim=tc.trim,
+                                                         trim_start_epoch=tc.trim_start * tc.epochs)}
     scores = detector.decision_function(data.X_val)
     figs["score_histogram.png"] = plots.score_histogram(scores, detector.threshold_, data.y_val)
     if data.has_labels:
