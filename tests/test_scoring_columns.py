@@ -93,3 +93,20 @@ def test_pyfunc_follows_the_same_rule(model_dir, mlflow_store):
     meta = model.metadata.metadata["vae_anomaly"]
     assert meta["id_columns"] == ["patient_id"] and meta["label_columns"] == ["diagnosis"]
     assert len(meta["features"]) == 30
+
+
+def test_dask_scoring_follows_the_same_rule(model_dir, tmp_path):
+    from vae_anomaly.dask_scoring import score_with_cluster
+
+    det = VAEDetector.load(model_dir)
+    src = tmp_path / "in"
+    src.mkdir()
+    frame = pd.read_csv(CANCER)
+    frame.iloc[:300].to_parquet(src / "part-0.parquet")
+    frame.iloc[300:].to_parquet(src / "part-1.parquet")
+    score_with_cluster(det, "local:1", src, tmp_path / "out")
+    out = pd.read_parquet(tmp_path / "out")
+    assert list(out.columns) == ["row", "patient_id", "score", "is_anomaly"]
+    assert out["patient_id"].tolist() == frame["patient_id"].tolist()
+    np.testing.assert_allclose(out["score"], det.decision_function(frame.drop(columns=["patient_id", "diagnosis"])),
+                               rtol=1e-5)

@@ -106,12 +106,15 @@ def _worker_detector() -> Any:
 
 
 def _score_frame(det: Any, frame: pd.DataFrame, first_row: int, keep: Sequence[str], file: str | None) -> pd.DataFrame:
-    from .file_scoring import _check_schema
+    from .file_scoring import _check_schema, column_plan
 
-    expected = set(det.preprocessor_.columns_) | set(keep)
+    # Its label columns (and its id columns when the caller did not keep them) are accepted, not scored.
+    planned, drop = column_plan(det, [str(c) for c in frame.columns], keep)
+    drop += [c for c in planned if c not in keep]
+    expected = set(det.preprocessor_.columns_) | set(keep) | set(drop)
     _check_schema(frame, expected, det.preprocessor_.columns_, list(keep), file)
     kept = {c: frame[c].to_numpy() for c in keep}
-    scores = det.decision_function(frame.drop(columns=list(keep)), source=file, first_row=first_row)
+    scores = det.decision_function(frame.drop(columns=list(keep) + drop), source=file, first_row=first_row)
     out = pd.DataFrame({"row": np.arange(first_row, first_row + len(frame), dtype=np.int64)})
     for c, values in kept.items():
         out[c] = values
@@ -412,6 +415,12 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
     counts = row_counts(files)
     det = VAEDetector.load(model_dir)
     keep = check_keep_columns(keep_columns, det.preprocessor_.columns_)
+    import pyarrow.parquet as pq
+
+    from .file_scoring import column_plan
+
+    # The file scorer's column rule: the model's id columns come along, its label columns are left out.
+    keep, _ = column_plan(det, [str(c) for c in pq.read_schema(files[0]).names], keep)
     schema = scores_schema(files, keep)
     record = lineage or build_record(detector=det, input_path=source)
     register_model(client, model_dir)
