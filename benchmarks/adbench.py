@@ -126,7 +126,7 @@ def main() -> None:
                  for i, ds in enumerate(args.sets)]
         mrows.append(["**mean**", f"**{np.mean(base):.3f}**"] +
                      [f"**{np.mean([np.mean(methods[(ds, m)]) for ds in args.sets]):.3f}**" for m in args.score_methods])
-        print(markdown_table(["data set", VAE_PARAMS.get("score", "recon_kl"), *args.score_methods], mrows))
+        print(markdown_table(["data set", VAE_PARAMS.get("score_method", "recon_kl"), *args.score_methods], mrows))
     if "IForest" in dets and "VAEDetector" in dets:
         gap = auroc[:, dets.index("VAEDetector")] - auroc[:, dets.index("IForest")]
         print(f"\nVAEDetector - IForest AUROC per set: min {gap.min():+.3f} ({args.sets[int(gap.argmin())]}), "
