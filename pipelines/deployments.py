@@ -5,6 +5,7 @@ No prefect import here: ``vae-anomaly serve --check`` validates a file in a seco
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -176,7 +177,55 @@ def load_flows_file(path: str | Path) -> FlowsFile:
     if dup:
         raise ConfigError(f"{path}: deployment name {dup!r} is used twice")
     for d in spec.deployments:
-        file = d.entrypoint.split(":")[0]
-        if not (path.parent / file).is_file():
-            raise ConfigError(f"{path}: deployment {d.name!r}, field 'entrypoint': {file} does not exist")
+        check_entrypoint(d, path.parent, where=str(path))
     return spec
+
+
+def check_entrypoint(spec: DeploymentSpec, project: Path, where: str = "flows.yaml") -> Path:
+    """The entrypoint's file, once it is known to lie inside ``project`` (the folder of flows.yaml, symlinks
+    resolved) and to define the named function as a Prefect flow -- read with ``ast``, never imported, so
+    ``serve --check`` and ``serve`` run no code from a file that is not a flow of this project."""
+    file, func = spec.entrypoint.rsplit(":", 1)
+    prefix = f"{where}: deployment {spec.name!r}, field 'entrypoint'"
+    root = project.resolve()
+    target = (project / file).resolve()
+    if Path(file).is_absolute() or not target.is_relative_to(root):
+        raise ConfigError(f"{prefix}: {file} is outside the project folder {root}: entrypoints must be files under "
+                          "the folder that holds the deployments file")
+    if not target.is_file():
+        raise ConfigError(f"{prefix}: {file} does not exist")
+    try:
+        tree = ast.parse(target.read_bytes(), filename=str(target))
+    except (SyntaxError, ValueError) as exc:
+        raise ConfigError(f"{prefix}: {file} is not valid Python: {exc}") from exc
+    if not defines_flow(tree, func):
+        raise ConfigError(f"{prefix}: {file} defines no flow {func!r} (a top-level function decorated with "
+                          "prefect's @flow)")
+    return target
+
+
+def defines_flow(tree: ast.Module, name: str) -> bool:
+    """Whether a module's top level binds ``name`` to a Prefect flow: ``@flow``/``@flow(...)``/``@prefect.flow``
+    on a function, or ``name = flow(fn)`` / ``flow(...)(fn)``, with ``flow`` imported from prefect."""
+    flow_names, prefect_names = set(), set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "prefect":
+            flow_names |= {a.asname or a.name for a in node.names if a.name == "flow"}
+        elif isinstance(node, ast.Import):
+            prefect_names |= {a.asname or a.name for a in node.names if a.name == "prefect"}
+
+    def is_flow(expr: ast.expr) -> bool:
+        if isinstance(expr, ast.Call):  # @flow(name=...) or flow(name=...)(fn)
+            return is_flow(expr.func)
+        if isinstance(expr, ast.Name):
+            return expr.id in flow_names
+        return (isinstance(expr, ast.Attribute) and expr.attr == "flow" and isinstance(expr.value, ast.Name)
+                and expr.value.id in prefect_names)
+
+    found = False  # the last binding of the name wins, as at import
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            found = any(is_flow(d) for d in node.decorator_list)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            found = isinstance(node.value, ast.Call) and is_flow(node.value.func)
+    return found

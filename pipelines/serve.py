@@ -6,16 +6,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipelines.deployments import DeploymentSpec, load_flows_file
+from pipelines.deployments import DeploymentSpec, check_entrypoint, load_flows_file
 from vae_anomaly.errors import ConfigError
 
 
 def build_deployment(spec: DeploymentSpec, root: Path) -> Any:
     from prefect.flows import load_flow_from_entrypoint
 
-    file, func = spec.entrypoint.split(":")
+    # Checked again here (load_flows_file did it): nothing outside the project, nothing but a flow, is imported.
+    target = check_entrypoint(spec, root)
+    func = spec.entrypoint.rsplit(":", 1)[1]
     try:
-        flow = load_flow_from_entrypoint(f"{root / file}:{func}", use_placeholder_flow=False)
+        flow = load_flow_from_entrypoint(f"{target}:{func}", use_placeholder_flow=False)
     except Exception as exc:
         raise ConfigError(f"deployment {spec.name!r}, field 'entrypoint': cannot load {spec.entrypoint}: {exc}") from exc
     kwargs: dict[str, Any] = {"name": spec.name, "parameters": spec.parameters, "tags": spec.tags,

@@ -107,7 +107,7 @@ def test_serve_registers_flows_yaml_deployments_with_schedules(tmp_path):
         while time.time() < deadline:
             assert serve.poll() is None, serve_log.read_text()[-3000:]
             deps = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-            if len(deps) >= 3:
+            if len(deps) >= 4:  # serve registers them one by one
                 break
             time.sleep(1)
         by_name = {d["name"]: d for d in deps}
@@ -118,6 +118,11 @@ def test_serve_registers_flows_yaml_deployments_with_schedules(tmp_path):
         assert sched["hourly-score"]["interval"] == 3600
         assert by_name["hourly-score"]["parameters"]["config"]["model"] == "breast-cancer-vae"
         assert by_name["nightly-train"]["entrypoint"].endswith("train.py:train_flow")
+        # serve also created the drift trigger of nightly-train as an automation that runs it
+        automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
+        assert [a["trigger"]["expect"] for a in automations
+                if any(act.get("deployment_id") == by_name["nightly-train"]["id"] for act in a["actions"])] == [
+            ["vae-anomaly.drift.detected"]]
     finally:
         for p in (serve, server):
             if p is not None:

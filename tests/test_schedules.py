@@ -7,6 +7,7 @@ tests share one real server subprocess (``prefect_api_server`` in conftest.py).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -148,7 +149,7 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
 
     from pipelines.score import DRIFT_EVENT, score_flow
     from pipelines.train import train_flow
-    from tests.conftest import DATA
+    from tests.conftest import DATA, ROOT
     from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
 
     monkeypatch.chdir(tmp_path)
@@ -166,11 +167,11 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
 
     project = tmp_path / "project"
     project.mkdir()
-    (project / "retrain.py").write_text("from pipelines.train import train_flow  # the project's own flow\n")
+    shutil.copytree(ROOT / "pipelines", project / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     (project / "flows.yaml").write_text(
         "deployments:\n"
         "  - name: retrain-on-drift\n"
-        "    entrypoint: retrain.py:train_flow\n"
+        "    entrypoint: pipelines/train.py:train_flow\n"
         f"    parameters: {{config: {json.dumps(config)}}}\n"
         "    triggers:\n"
         f"      - {{type: event, expect: [{DRIFT_EVENT}], match: {{prefect.resource.id: vae-anomaly.model.drifty}}}}\n")

@@ -1,0 +1,104 @@
+"""`serve` and `serve --check` run no code from outside the project, and none from a file that is not a flow."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.deployments import defines_flow, load_flows_file
+from tests.conftest import free_port
+from vae_anomaly.errors import ConfigError
+
+BIN = Path(sys.executable).parent
+# A module that announces it ran: importing it writes a file beside it.
+LOUD = "from pathlib import Path\nPath(__file__).with_name('{marker}').write_text('imported')\n"
+FLOW = LOUD + "from prefect import flow\n\n@flow\ndef job():\n    return 1\n"
+NOT_A_FLOW = LOUD + "def job():\n    return 1\n"
+
+
+def project_with(tmp_path: Path, entrypoint: str) -> Path:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "flows.yaml").write_text(f"deployments:\n  - name: d\n    entrypoint: '{entrypoint}'\n")
+    return project / "flows.yaml"
+
+
+def serve_cli(flows: Path, *extra: str) -> subprocess.CompletedProcess:
+    # A PREFECT_API_URL where nothing listens: serve must refuse before it would talk to a server.
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    return subprocess.run([str(BIN / "vae-anomaly"), "serve", "--file", str(flows), *extra], capture_output=True,
+                          text=True, env=env, cwd=flows.parent, timeout=120)
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "serve"])
+def test_entrypoint_outside_the_project_is_refused_without_running_it(tmp_path, check):
+    outside = tmp_path / "outside.py"
+    outside.write_text(FLOW.format(marker="ran-outside"))
+    for entrypoint in ("../outside.py:job", f"{outside}:job"):
+        flows = project_with(tmp_path, entrypoint)
+        res = serve_cli(flows, *(["--check"] if check else []))
+        assert res.returncode == 2, res.stderr
+        assert "outside the project folder" in res.stderr and "'entrypoint'" in res.stderr
+        assert not (tmp_path / "ran-outside").exists(), "the module outside the project was imported"
+
+
+def test_a_symlink_out_of_the_project_is_outside_too(tmp_path):
+    (tmp_path / "outside.py").write_text(FLOW.format(marker="ran-outside"))
+    flows = project_with(tmp_path, "inside.py:job")
+    (flows.parent / "inside.py").symlink_to(tmp_path / "outside.py")
+    with pytest.raises(ConfigError, match="outside the project folder"):
+        load_flows_file(flows)
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "serve"])
+def test_a_target_that_is_not_a_flow_is_refused_without_importing_it(tmp_path, check):
+    flows = project_with(tmp_path, "job.py:job")
+    (flows.parent / "job.py").write_text(NOT_A_FLOW.format(marker="ran"))
+    res = serve_cli(flows, *(["--check"] if check else []))
+    assert res.returncode == 2, res.stderr
+    assert "defines no flow 'job'" in res.stderr
+    assert not (flows.parent / "ran").exists(), "serve imported a module that is not a flow"
+
+
+def test_check_accepts_a_flow_without_importing_it(tmp_path):
+    flows = project_with(tmp_path, "job.py:job")
+    (flows.parent / "job.py").write_text(FLOW.format(marker="ran"))
+    res = serve_cli(flows, "--check")
+    assert res.returncode == 0, res.stderr
+    assert not (flows.parent / "ran").exists()
+
+
+def test_what_counts_as_a_flow():
+    yes = [
+        "from prefect import flow\n@flow\ndef f(): ...",
+        "from prefect import flow\n@flow(name='x', log_prints=True)\nasync def f(): ...",
+        "from prefect import flow as F\n@F(name='x')\ndef f(): ...",
+        "import prefect\n@prefect.flow\ndef f(): ...",
+        "import prefect as p\n@p.flow()\ndef f(): ...",
+        "from prefect import flow\ndef g(): ...\nf = flow(g)",
+        "from prefect import flow\ndef g(): ...\nf = flow(name='x')(g)",
+    ]
+    no = [
+        "def f(): ...",
+        "from prefect import task\n@task\ndef f(): ...",
+        "from mylib import flow\n@flow\ndef f(): ...",  # some other 'flow'
+        "from prefect import flow\n@flow\ndef g(): ...",  # the flow has another name
+        "from prefect import flow\n@flow\ndef f(): ...\ndef f(): ...",  # rebound to a plain function
+        "from prefect import flow\nif True:\n    @flow\n    def f(): ...",  # not at top level
+        "from pipelines.train import train_flow as f",  # a re-export: its module would have to run
+    ]
+    for src in yes:
+        assert defines_flow(ast.parse(src), "f"), src
+    for src in no:
+        assert not defines_flow(ast.parse(src), "f"), src
+
+
+def test_the_shipped_flows_yaml_passes():
+    from tests.conftest import ROOT
+
+    assert len(load_flows_file(ROOT / "flows.yaml").deployments) == 4
