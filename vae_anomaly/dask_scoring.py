@@ -342,7 +342,10 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     with quiet_distributed(), dask.config.set({"temporary-directory": str(scratch)}):
         try:
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, local_directory=str(scratch), plugins={IgnoreSigint()})
+                                   dashboard_address=None, local_directory=str(scratch), plugins={IgnoreSigint()},
+                                   # no dashboard; its HTTP endpoints on a free local port, not 8787
+                                   # (a second cluster on the machine warned that 8787 was taken)
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             client = Client(cluster)
             client.vae_scratch = scratch  # where the model copy goes (see score_with_cluster)
             yield client
