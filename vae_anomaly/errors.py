@@ -71,6 +71,11 @@ class TrackingError(VAEAnomalyError, RuntimeError):
     """The MLflow tracking server or registry could not be used."""
 
 
+class PromotionConflictError(TrackingError):
+    """Concurrent jobs kept moving a model's ``champion`` alias while this one decided; the version
+    is registered, and rerunning the promotion decides again (so the flows' retry rule may retry it)."""
+
+
 def __getattr__(name: str):
     # NotFittedError subclasses scikit-learn's, whose import costs a second:
     # build it on first use so ``import vae_anomaly`` stays fast.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, PromotionConflictError
 from .train import TrainingData, TrainJobConfig, negative_elbo_nats
 
 MAX_ATTEMPTS = 5
@@ -116,5 +116,6 @@ def promote(detector: Any, data: TrainingData, config: TrainJobConfig, *, model_
             tracking.set_champion(name, version, decision.reason)
             return PromotionResult(version, True, decision.reason, version, decision.metric, decision.new_value,
                                    decision.champion_value)
-    raise DataError(f"model {name!r}: the champion kept moving during {MAX_ATTEMPTS} promotion attempts; "
-                    "version {version} is registered but not promoted -- rerun to decide")
+    # A race between jobs, not bad data: a registry error (a TrackingError, which the flows may retry).
+    raise PromotionConflictError(f"model {name!r}: the champion kept moving during {MAX_ATTEMPTS} promotion "
+                                 f"attempts; version {version} is registered but not promoted -- rerun to decide")

@@ -1,0 +1,56 @@
+"""Issue #21: one vocabulary -- the right error types, one flagging rule, chunk-independent sampled
+scores, an explicit model interface, no import cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vae_anomaly import VAEDetector
+
+
+def _train_data(frame: pd.DataFrame, labels: np.ndarray | None):
+    from vae_anomaly.data import Dataset
+    from vae_anomaly.jobs import TrainingData
+
+    return TrainingData(Dataset(X=frame, y=None, kind="tabular", source="mem"), frame, frame, labels)
+
+
+# --------------------------------------------------------------------------- promotion race
+def test_a_champion_that_keeps_moving_is_a_promotion_conflict_naming_the_version(mlflow_store, cancer, monkeypatch):
+    """Another job moves the alias (for real, in the store) after every read: promote gives up after
+    MAX_ATTEMPTS with a registry error naming the registered version -- not a DataError, and not the
+    literal text '{version}'."""
+    from vae_anomaly import jobs, tracking
+    from vae_anomaly.errors import DataError, PromotionConflictError, TrackingError
+
+    X, y = cancer
+    data = _train_data(X, y)
+    cfg = jobs.TrainJobConfig(model_name="race", experiment="race")
+    poor = VAEDetector(random_state=0, epochs=2).fit(X[y == 1])
+    good = VAEDetector(random_state=0, epochs=30, trim_fraction=0.0).fit(X[y == 0])
+
+    def log(det, name):
+        run = tracking.start_run("race", run_name=name)
+        return run, tracking.log_detector(run, det, X.iloc[:5])
+
+    run1, uri1 = log(poor, "v1")
+    assert jobs.promote(poor, data, cfg, model_uri=uri1, run_id=run1).version == "1"
+    run2, uri2 = log(poor, "v2")
+    tracking.register(uri2, "race", run2)  # a second poor version the other job flips to
+    real_read = tracking.champion_version
+
+    def read_then_other_job_moves_alias(name):
+        current = real_read(name)
+        tracking.set_champion(name, "2" if current == "1" else "1", "the other job")
+        return current
+
+    monkeypatch.setattr(tracking, "champion_version", read_then_other_job_moves_alias)
+    run3, uri3 = log(good, "good")
+    with pytest.raises(PromotionConflictError) as e:
+        jobs.promote(good, data, cfg, model_uri=uri3, run_id=run3)
+    assert isinstance(e.value, TrackingError) and not isinstance(e.value, DataError)
+    message = str(e.value)
+    assert "version 3 is registered but not promoted" in message and "{version}" not in message
+    assert f"{jobs.promotion.MAX_ATTEMPTS} promotion attempts" in message
