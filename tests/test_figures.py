@@ -79,3 +79,12 @@ def test_grids_and_traversals_say_what_they_show(digits):
     cols = [ax.get_title() for ax in fig.axes[:5]]
     assert rows == ["z_0", "z_1", "z_2"] and cols == ["-2.5", "-1.2", "+0", "+1.2", "+2.5"]
     plots._plt().close(fig)
+
+
+def test_training_curves_when_training_stopped_before_truncation():
+    fig = plots.training_curves(_history(10), trim=0.05, trim_start_epoch=50.0)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not any("warm-up" in t or "lowest-loss" in t for t in labels) and len(ax.lines) == 2
+    assert "stopped before loss truncation" in ax.get_title()
+    plots._plt().close(fig)

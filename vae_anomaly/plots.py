@@ -100,7 +100,9 @@ def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
     # The negative ELBO when logged (comparable between train and validation); the weighted loss otherwise.
     term = "neg_elbo" if "train_neg_elbo" in first and "val_neg_elbo" in first else "loss"
     name = "-ELBO" if term == "neg_elbo" else "loss"
-    truncated = trim > 0 and trim_start_epoch is not None
+    planned = trim > 0 and trim_start_epoch is not None
+    # Early stopping can end training before the truncation's start: then every epoch used every row.
+    truncated = planned and bool(epochs) and trim_start_epoch < epochs[-1]
     train_label = f"train {name}" + (f" (after warm-up: mean of the {1 - trim:.0%} lowest-loss rows per batch)"
                                      if truncated else "")
     if f"train_{term}" in first:
@@ -114,8 +116,12 @@ def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{name} (nats per row)")
     ax.legend(fontsize=7)
-    ax.set_title("training curves" + (f" (loss truncation {trim:.0%} from epoch {trim_start_epoch:.3g})"
-                                      if truncated else ""), fontsize=10)
+    note = ""
+    if truncated:
+        note = f"\nloss truncation ({trim:.0%} of each batch) from epoch {trim_start_epoch:.3g}"
+    elif planned:
+        note = f"\nstopped before loss truncation (planned from epoch {trim_start_epoch:.3g}): all rows throughout"
+    ax.set_title("training curves" + note, fontsize=9)
     return fig
 
 
