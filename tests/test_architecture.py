@@ -54,3 +54,44 @@ def test_a_champion_that_keeps_moving_is_a_promotion_conflict_naming_the_version
     message = str(e.value)
     assert "version 3 is registered but not promoted" in message and "{version}" not in message
     assert f"{jobs.promotion.MAX_ATTEMPTS} promotion attempts" in message
+
+
+# --------------------------------------------------------------------------- one flagging rule
+def test_flag_is_the_one_rule_strictly_above_the_threshold_as_int64():
+    from vae_anomaly.scoring import flag
+
+    flags = flag(np.array([0.5, 1.0, 1.0 + 1e-12, 7.0]), 1.0)
+    assert flags.tolist() == [0, 0, 1, 1] and flags.dtype == np.int64  # a score equal to the threshold is normal
+    assert flag([2.0, -1.0], np.float32(0.0)).tolist() == [1, 0] and flag(np.empty(0), 0.0).dtype == np.int64
+
+
+def test_every_flag_in_the_package_comes_from_scoring_flag():
+    """No second copy of ``scores > threshold`` (nine copies had drifted between int, int8 and int64)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    copy = re.compile(r"[<>]=?\s*(?:\w+\.)*threshold_?\b(?!\s*[=(])")
+    found = [f"{p.relative_to(root)}:{i}: {line.strip()}"
+             for folder in ("vae_anomaly", "pipelines") for p in sorted((root / folder).rglob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if copy.search(line.split("#")[0]) and "drift" not in line and "def flag" not in line]
+    flag_body = [f for f in found if f.startswith("vae_anomaly/scoring.py")]
+    assert len(flag_body) == 1 and "scores" in flag_body[0], found  # the rule itself
+    assert [f for f in found if f not in flag_body] == []
+
+
+def test_predict_labels_and_metrics_use_the_one_rule(cancer):
+    from vae_anomaly.scoring import detection_metrics, flag
+
+    X, y = cancer
+    det = VAEDetector(random_state=0, epochs=2).fit(X)
+    s = det.decision_function(X)
+    pred = det.predict(X)
+    assert pred.dtype == flag(s, det.threshold_).dtype and (pred == flag(s, det.threshold_)).all()
+    assert det.labels_.dtype == np.int64 and (det.labels_ == flag(det.decision_scores_, det.threshold_)).all()
+    det.calibrate_threshold(X, target_fpr=0.2)
+    assert det.labels_.dtype == np.int64 and (det.labels_ == flag(det.decision_scores_, det.threshold_)).all()
+    from sklearn.metrics import f1_score
+
+    assert detection_metrics(y, s, det.threshold_)["f1"] == pytest.approx(f1_score(y, flag(s, det.threshold_)))

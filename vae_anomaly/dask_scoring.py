@@ -107,6 +107,7 @@ def _worker_detector() -> Any:
 
 def _score_frame(det: Any, frame: pd.DataFrame, first_row: int, keep: Sequence[str], file: str | None) -> pd.DataFrame:
     from .file_scoring import _check_schema, column_plan
+    from .scoring import flag
 
     # Its label columns (and its id columns when the caller did not keep them) are accepted, not scored.
     planned, drop = column_plan(det, [str(c) for c in frame.columns], keep)
@@ -119,7 +120,7 @@ def _score_frame(det: Any, frame: pd.DataFrame, first_row: int, keep: Sequence[s
     for c, values in kept.items():
         out[c] = values
     out["score"] = scores
-    out["is_anomaly"] = (scores > det.threshold_).astype(np.int8)
+    out["is_anomaly"] = flag(scores, det.threshold_).astype(np.int8)
     return out
 
 

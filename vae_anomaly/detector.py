@@ -19,7 +19,7 @@ from .errors import ConfigError, DataError, ModelError, NotFittedError, Training
 from .inputs import feature_names, model_input
 from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
 from .params import validate_params as _validate
-from .scoring import COMPLEXITY_METHODS, SCORE_METHODS, threshold_from_contamination, threshold_from_fpr
+from .scoring import COMPLEXITY_METHODS, SCORE_METHODS, flag, threshold_from_contamination, threshold_from_fpr
 
 THRESHOLD_METHODS = ("contamination", "fpr", "fixed")
 
@@ -225,7 +225,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             raise TrainingError(f"the trained model gives non-finite scores on its own training data ({exc}); "
                                 "check the input scaling or lower the learning rate") from exc
         self._fit_threshold()
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+        self.labels_ = flag(self.decision_scores_, self.threshold_)
         self._set_score_summary(self.decision_scores_)
         return self
 
@@ -371,7 +371,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         ``return_confidence=True`` also returns :meth:`predict_confidence` (PyOD's signature).
         """
         s = self.decision_function(X)
-        labels = (s > self.threshold_).astype(int)
+        labels = flag(s, self.threshold_)
         return (labels, self._confidence(s)) if return_confidence else labels
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
@@ -432,7 +432,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             k = np.interp(s, q, np.linspace(0, 1, len(q))) * n
         posterior = (1 + k) / (2 + n)
         confidence = 1 - binom.cdf(n - int(n * self.contamination), n, posterior)
-        return np.where(s > self.threshold_, confidence, 1 - confidence)
+        return np.where(flag(s, self.threshold_) == 1, confidence, 1 - confidence)
 
     def feature_contributions(self, X: Any) -> tuple[np.ndarray, list[str]]:
         """Per-column (tables) or per-pixel (images) reconstruction NLL at the posterior mean.
@@ -454,7 +454,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         fpr = self.target_fpr if target_fpr is None else target_fpr
         self.threshold_ = threshold_from_fpr(self.decision_function(X_clean), fpr)
         if hasattr(self, "decision_scores_"):
-            self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
+            self.labels_ = flag(self.decision_scores_, self.threshold_)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -186,6 +186,7 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
     from .data.tabular import iter_table
     from .data.transform import TabularTransformer
     from .progress import progress_bar
+    from .scoring import flag
 
     t0 = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -227,7 +228,7 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
                         for c, values in kept.items():
                             out[c] = values
                         out["score"] = scores
-                        out["is_anomaly"] = (scores > summary.threshold).astype(np.int8)
+                        out["is_anomaly"] = flag(scores, summary.threshold).astype(np.int8)  # stored as int8
                         write(out, chunk.file, chunk.first_row)
                         summary.rows += len(frame)
                         summary.flagged += int(out["is_anomaly"].sum())
@@ -239,7 +240,7 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
                 ds = load_dataset(input_path)
                 scores = detector.decision_function(ds.X, source=input_path)
                 out = pd.DataFrame({"row": np.arange(len(scores)), "score": scores,
-                                    "is_anomaly": (scores > summary.threshold).astype(np.int8)})
+                                    "is_anomaly": flag(scores, summary.threshold).astype(np.int8)})
                 write(out)
                 summary.rows, summary.flagged = len(scores), int(out["is_anomaly"].sum())
                 reservoir.add(scores)

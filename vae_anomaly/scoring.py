@@ -83,6 +83,16 @@ def threshold_from_fpr(clean_scores: np.ndarray, fpr: float) -> float:
     return float(np.quantile(clean_scores, 1 - fpr, method="higher"))
 
 
+def flag(scores: np.ndarray | list[float], threshold: float) -> np.ndarray:
+    """The one flagging rule: 1 where a score is strictly above ``threshold`` (a tie is normal), else 0.
+
+    int64 -- numpy's default integer, what ``predict``, ``labels_`` and the registered pyfunc return
+    (``bigint`` in Spark). Scores files store the flag as int8: that narrowing belongs to their Arrow
+    schema (``outputs.scores_schema``), not to the rule.
+    """
+    return (np.asarray(scores) > threshold).astype(np.int64)
+
+
 def detection_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict[str, float]:
     """AUROC, AUPRC and -- given a threshold -- precision, recall and F1 of the flags."""
     from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
@@ -92,7 +102,7 @@ def detection_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float |
         raise ConfigError("metrics need both normal (0) and anomalous (1) labels")
     out = {"auroc": float(roc_auc_score(y, scores)), "auprc": float(average_precision_score(y, scores))}
     if threshold is not None:
-        pred = (np.asarray(scores) > threshold).astype(int)
+        pred = flag(scores, threshold)
         p, r, f, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
         out.update(precision=float(p), recall=float(r), f1=float(f))
     return out

@@ -168,11 +168,11 @@ def negative_elbo_nats(detector: Any, X: Any) -> float:
 
 def evaluate(detector: Any, data: TrainingData) -> dict[str, float]:
     """Validation metrics: negative ELBO always; AUROC/AUPRC/precision/recall/F1 with labels."""
-    from ..scoring import detection_metrics
+    from ..scoring import detection_metrics, flag
 
     scores = detector.decision_function(data.X_val)
     out = {"val_neg_elbo": negative_elbo_nats(detector, data.X_val), "val_score_mean": float(np.mean(scores)),
-           "val_flagged_share": float(np.mean(scores > detector.threshold_)), "threshold": float(detector.threshold_)}
+           "val_flagged_share": float(np.mean(flag(scores, detector.threshold_))), "threshold": float(detector.threshold_)}
     if data.has_labels:
         out.update({f"val_{k}": v for k, v in detection_metrics(data.y_val, scores, detector.threshold_).items()})
     return out

@@ -97,12 +97,14 @@ def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "mo
     """
     import pandas as pd
 
+    from ..scoring import flag
+
     mlflow = mlflow_module()
     from mlflow.models import ModelSignature, infer_signature
 
     example = input_example
     scores = detector.decision_function(example)
-    output = pd.DataFrame({"score": scores, "is_anomaly": (scores > detector.threshold_).astype("int64")})
+    output = pd.DataFrame({"score": scores, "is_anomaly": flag(scores, detector.threshold_)})
     # Outputs only: with an input schema MLflow drops unknown columns (with a warning) before predict
     # sees them, where the score flow refuses them. The pyfunc applies the score flow's column rule
     # itself (file_scoring.column_plan); the expected columns are in the model's metadata.

@@ -30,8 +30,10 @@ class VAEAnomalyScorer(mlflow.pyfunc.PythonModel):
             keep, drop = column_plan(self.detector, [str(c) for c in model_input.columns])
             check_columns(model_input, self.detector, keep, drop)
             model_input = model_input.drop(columns=keep + drop)
+        from vae_anomaly.scoring import flag
+
         scores = self.detector.decision_function(model_input)
-        return pd.DataFrame({"score": scores, "is_anomaly": (scores > self.detector.threshold_).astype("int64")})
+        return pd.DataFrame({"score": scores, "is_anomaly": flag(scores, self.detector.threshold_)})
 
 
 mlflow.models.set_model(VAEAnomalyScorer())
