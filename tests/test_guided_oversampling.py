@@ -88,12 +88,16 @@ def _on_a_segment(points: np.ndarray, real: np.ndarray, tol: float = 1e-4) -> np
 
 def test_few_row_class_gets_smote_and_says_so(overlap):
     X, y = overlap
-    keep = np.r_[np.arange(300), 300 + np.arange(12)]  # 12 minority rows: under few_rows=20
+    keep = np.r_[np.arange(300), 300 + np.arange(5)]  # 5 minority rows: under few_rows=6
     Xs, ys = X[keep], y[keep]
     s = VAEOversampler(random_state=0, epochs=3)
     X_res, _y_res = s.fit_resample(Xs, ys)
-    assert s.sampling_method_[1] == "smote" and s.sampling_report_[1]["requested"] == 288
-    assert _on_a_segment(np.asarray(X_res)[312:], Xs[ys == 1]).all()
+    assert s.sampling_method_[1] == "smote" and s.sampling_report_[1]["requested"] == 295
+    assert _on_a_segment(np.asarray(X_res)[305:], Xs[ys == 1]).all()
+    from imblearn.over_sampling import SMOTE
+
+    with pytest.raises(ValueError):  # where SMOTE at its defaults refuses, the fallback still delivers
+        SMOTE(random_state=0).fit_resample(Xs, ys)
     # Below the threshold switched off, the same class goes through the model.
     s2 = VAEOversampler(random_state=0, epochs=3, few_rows=0)
     s2.fit_resample(Xs, ys)

@@ -75,7 +75,9 @@ class VAEOversampler(BaseOverSampler):
     on_shortfall : "relax" (default) tops a shortfall up with the best rejected candidates and reports it in
         ``sampling_report_``; "raise" makes it a DataError.
     few_rows : a class with fewer real rows gets plain SMOTE interpolation (no model guidance or filters; a
-        single row gets copies) -- a CVAE cannot learn a class from a handful of rows.
+        single row gets copies): below SMOTE's own 5 neighbours + 1 there is no neighbourhood to guide. The
+        guidance still helped at 7-20 rows on the scorecard (the class log-likelihood ratio leans on the
+        majority's model, which is well fitted), hence 6 rather than ~20 (benchmarks/RESULTS.md).
     min_class_rows : a class with fewer real rows is an error.
     latent_sampling : ("latent" generation) "interpolate" draws z on the segment between the posterior means of a random real row
         of the class and one of its ``k_neighbors`` nearest same-class neighbours in z (SMOTE in the latent
@@ -139,7 +141,7 @@ class VAEOversampler(BaseOverSampler):
         class_filter: bool = True,
         llr_margin: float = 0.0,
         on_shortfall: Literal["relax", "raise"] = "relax",
-        few_rows: int = 20,
+        few_rows: int = 6,
         filter_anomalous: bool = True,
         anomaly_quantile: float = 0.99,
         min_distance: float | str | None = "auto",
