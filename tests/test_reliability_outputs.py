@@ -399,9 +399,9 @@ def test_a_successful_dask_run_prints_only_its_summary_and_cleans_up(model, tmp_
 
 # ---- 8. one line, not a traceback ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("dask", [False, True])
-@pytest.mark.parametrize("keep, words", [(["id", "id"], "given twice"), (["id", "a"], "the model scores"),
-                                         (["id", "score"], "the scores' own")])
+@pytest.mark.parametrize("keep, words, dask", [
+    (["id", "id"], "given twice", False), (["id", "a"], "the model scores", False),
+    (["id", "score"], "the scores' own", False), (["id", "a"], "the model scores", True)])
 def test_bad_keep_columns_are_one_line_naming_the_option(model, tmp_path, keep, words, dask):
     _, model_dir, frame = model
     _parts(tmp_path / "in", frame)
