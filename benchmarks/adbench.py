@@ -72,9 +72,7 @@ def main() -> None:
 
     VAE_PARAMS.update(json.loads(args.vae))
     if args.auto_steps:
-        import vae_anomaly.fitting
-
-        vae_anomaly.fitting.DETECTION_STEPS = args.auto_steps
+        VAE_PARAMS["max_steps"] = args.auto_steps
     warnings.filterwarnings("ignore")
     import torch
     from sklearn.metrics import average_precision_score, roc_auc_score

@@ -32,8 +32,16 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     model : "vae" or "vqvae".
     latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape.
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
-    epochs : an integer, or "auto" for a fixed budget of about 1000 gradient steps (10 to 200 epochs): short on
+    epochs : an integer, or "auto" for about ``max_steps`` gradient steps (at least 10 epochs): short on
         purpose, a detector trained to convergence learns to reconstruct the anomalies in its training data.
+    batch_size : an integer, or "auto" (default): about eight batches an epoch, a power of two from 16 to 128,
+        so a 200-row table gets as many gradient steps as a large one (in batches of 128 it stayed under-fitted).
+    max_steps : the gradient-step budget of ``epochs="auto"`` (1000); with ``stopping="separation"`` a ceiling.
+    stopping : "validation" (default: keep the lowest validation loss, stop after ``patience`` epochs without
+        improvement) or "separation" (ODIM's label-free rule: keep the weights where a two-component mixture of
+        the training rows' losses separates most; stop after ``separation_patience`` steps without a new peak).
+    binary_columns : "gaussian" (default) or "bernoulli": two-valued numeric columns as 0/1 flags with a
+        Bernoulli likelihood (a rare flag then costs -log p(flag) nats instead of dominating the score).
     contamination : expected share of anomalies in the training data (PyOD's meaning).
     noise, noise_level : denoising training ("gaussian", "salt_pepper" or "mask"): the model
         reconstructs the clean input from a corrupted copy.
@@ -67,13 +75,15 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "capacity": [NONE, Interval(float, 0, None)],
         "kl_warmup": [Interval(float, 0, 1)],
         "epochs": [EPOCHS],
-        "batch_size": [Interval(int, 1, 1_000_000)],
+        "batch_size": [Options(("auto",)), Interval(int, 1, 1_000_000)],
+        "max_steps": [Interval(int, 1, 10_000_000)],
         "lr": [Interval(float, 0, 10, closed="right")],
         "weight_decay": [Interval(float, 0, None)],
         "dropout": [Interval(float, 0, 1, closed="left")],
         "val_fraction": [Interval(float, 0, 0.9)],
         "patience": [NONE, Interval(int, 1, None)],
         "stopping": [Options(("separation", "validation"))],
+        "separation_patience": [Interval(int, 1, None)],
         "contamination": [Interval(float, 0, 0.5, closed="neither")],
         "score_method": [Options(SCORE_METHODS)],
         "n_samples": [Interval(int, 1, 100_000)],
@@ -108,13 +118,15 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         capacity: float | None = None,
         kl_warmup: float = 0.0,
         epochs: int | str = "auto",
-        batch_size: int = 128,
+        batch_size: int | Literal["auto"] = "auto",
+        max_steps: int = 1000,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         dropout: float = 0.0,
         val_fraction: float = 0.1,
         patience: int | None = 10,
         stopping: Literal["separation", "validation"] = "validation",
+        separation_patience: int = 100,
         contamination: float = 0.1,
         score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
         n_samples: int = 16,
@@ -145,12 +157,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.kl_warmup = kl_warmup
         self.epochs = epochs
         self.batch_size = batch_size
+        self.max_steps = max_steps
         self.lr = lr
         self.weight_decay = weight_decay
         self.dropout = dropout
         self.val_fraction = val_fraction
         self.patience = patience
         self.stopping = stopping
+        self.separation_patience = separation_patience
         self.contamination = contamination
         self.score_method = score_method
         self.n_samples = n_samples
@@ -200,12 +214,13 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
             binary_columns=self.binary_columns,
             categorical_columns=self.categorical_columns, callbacks=callbacks,
-            n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=fitting.DETECTION_STEPS,
+            n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=self.max_steps,
+            max_epochs=fitting.DETECTION_MAX_EPOCHS,
             model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
                            "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout,
                            "architecture": self.architecture, "image_likelihood": self.image_likelihood},
             train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
-                           "stopping": self.stopping,
+                           "stopping": self.stopping, "separation_patience": self.separation_patience,
                            "device": self.device, "progress": self.verbose, "noise": self.noise,
                            "noise_level": self.noise_level, "resume": resume,
                            "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
@@ -257,7 +272,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             for member in self._members():
                 device = next(member.parameters()).device
                 chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[i:i + 4096])).to(device),
-                                      method=method or self.score_method, n_samples=self.n_samples, seed=i).cpu().numpy()
+                                      method=method or self.score_method, n_samples=self.n_samples).cpu().numpy()
                           for i in range(0, len(data), 4096)]
                 raw = np.concatenate(chunks).astype(np.float64)
                 if self.complexity_correction is not None and (method or self.score_method) == self.score_method:
@@ -313,7 +328,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                     xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(
                         next(member.parameters()).device)
                     out = score_batch(member, xb, method=method or self.score_method, n_samples=self.n_samples,
-                                      seed=i, per_feature=per_feature)
+                                      per_feature=per_feature)
                     s_k = (out[0] if per_feature else out).double().cpu().numpy()
                     if correct is not None:
                         from .scoring import complexity_corrected

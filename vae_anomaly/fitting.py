@@ -19,9 +19,9 @@ import numpy as np
 # epochs, big ones fewer), within these bounds. A generator (oversampler, generative model) should fit
 # its data well; a detector trained on contaminated data should not: inliers are learned first, and a
 # model trained to convergence learns to reconstruct the anomalies too (ODIM, Kim et al., ICML 2023).
-# On the 17 ADBench sets 1 000 steps with loss truncation beat 3 000 (benchmarks/RESULTS.md).
+# On the 17 ADBench sets 1 000 steps with loss truncation beat 3 000 (benchmarks/RESULTS.md): a detector's
+# budget is its ``max_steps`` option (1 000 by default).
 AUTO_STEPS = 3000
-DETECTION_STEPS = 1000
 # A detector's auto epochs are set by its step budget (``max_steps``) alone: the epoch cap that keeps a
 # generator's cost bounded would cut a small table's training to a few hundred steps.
 DETECTION_MAX_EPOCHS = 100_000
