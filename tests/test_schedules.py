@@ -55,6 +55,18 @@ def deployment_by_name(api, name: str, serve: subprocess.Popen, log: Path, timeo
     raise AssertionError(f"deployment {name!r} not registered in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def wait_for_automation(api, deployment_id: str, serve: subprocess.Popen, log: Path, timeout: float = 60) -> dict:
+    """The automation that runs ``deployment_id`` (serve creates it right after the deployment)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert serve.poll() is None, log.read_text()[-3000:]
+        for a in api.post("/automations/filter", json={}).json():
+            if any(act.get("deployment_id") == deployment_id for act in a["actions"]):
+                return a
+        time.sleep(0.5)
+    raise AssertionError(f"no automation for deployment {deployment_id} in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
 def test_interval_schedule_fires_on_its_own_and_the_run_completes(prefect_api_server, tmp_path):
     """`vae-anomaly serve` registers an interval deployment; the server's scheduler (not us) creates
     its runs, and the served runner executes one to COMPLETED. On SQLAlchemy 2.1 the scheduler fails
@@ -186,6 +198,9 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
                                           "VAE_ANOMALY_THREADS": "1"})
         with temporary_settings({PREFECT_API_URL: prefect_api_server.url}):
             first = train_flow(TrainJobConfig(**config))  # version 1, the champion
+            with prefect_api_server.client() as api:  # the trigger must exist before the event is sent
+                dep = deployment_by_name(api, "retrain-on-drift", serve, log)
+                wait_for_automation(api, dep["id"], serve, log)
             calm = score_flow(ScoreJobConfig(model="drifty", input=str(tmp_path / "like-training.csv"),
                                              keep_columns=["patient_id", "diagnosis"], experiment="drift",
                                              output=str(tmp_path / "calm.parquet")))
@@ -198,7 +213,6 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
         assert moved["drift_event"] and moved["summary"]["drift_psi"] > 0.2
 
         with prefect_api_server.client() as api:
-            dep = deployment_by_name(api, "retrain-on-drift", serve, log)
             deadline, events = time.time() + 30, []
             while time.time() < deadline and not events:  # the server persists events in batches
                 events = api.post("/events/filter", json={"filter": {
