@@ -95,3 +95,63 @@ def test_predict_labels_and_metrics_use_the_one_rule(cancer):
     from sklearn.metrics import f1_score
 
     assert detection_metrics(y, s, det.threshold_)["f1"] == pytest.approx(f1_score(y, flag(s, det.threshold_)))
+
+
+# --------------------------------------------------------------------------- chunk-independent sampled scores
+@pytest.fixture(scope="module")
+def small_detectors(cancer):
+    X, _ = cancer
+    single = VAEDetector(random_state=0, epochs=3, n_samples=4).fit(X)
+    ensemble = VAEDetector(random_state=0, epochs=2, n_estimators=2, score_method="neg_elbo", n_samples=4).fit(X)
+    return single, ensemble
+
+
+def _chunked(det, X, size, method=None):
+    return np.concatenate([det.decision_function(X.iloc[i:i + size], method=method) for i in range(0, len(X), size)])
+
+
+@pytest.mark.parametrize("method", ["recon_kl", "neg_elbo", "iwae", "recon", "kl"])
+def test_every_score_method_gives_a_row_the_same_score_whatever_the_chunking(small_detectors, cancer, method):
+    from vae_anomaly.scoring import SCORE_METHODS
+
+    assert set(SCORE_METHODS) == {"recon_kl", "neg_elbo", "iwae", "recon", "kl"}  # a new method joins this test
+    X, _ = cancer
+    det, ensemble = small_detectors
+    whole = det.decision_function(X, method=method)
+    for size in (7, 64, 4096):
+        np.testing.assert_allclose(_chunked(det, X, size, method), whole, rtol=1e-5, atol=1e-6, err_msg=str(size))
+    # the rows in another order: each keeps its score
+    order = np.random.default_rng(0).permutation(len(X))
+    np.testing.assert_allclose(det.decision_function(X.iloc[order], method=method), whole[order], rtol=1e-5, atol=1e-6)
+    if method in ("neg_elbo", "iwae"):  # an ensemble's members are sampled the same way
+        np.testing.assert_allclose(_chunked(ensemble, X, 7, method), ensemble.decision_function(X, method=method),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_scores_are_sampled_and_seeded(small_detectors, cancer):
+    """The noise is real (another seed or more samples change the score) and the same seed repeats it."""
+    import torch
+
+    from vae_anomaly.scoring import score_batch
+
+    X, _ = cancer
+    det, _ = small_detectors
+    x = torch.from_numpy(det.preprocessor_.transform(X.iloc[:50]))
+    a = score_batch(det.model_, x, method="neg_elbo", n_samples=4, seed=0)
+    assert torch.equal(a, score_batch(det.model_, x, method="neg_elbo", n_samples=4, seed=0))
+    assert not torch.allclose(a, score_batch(det.model_, x, method="neg_elbo", n_samples=4, seed=1))
+    assert not torch.allclose(a, score_batch(det.model_, x, method="neg_elbo", n_samples=8, seed=0))
+
+
+def test_score_file_chunk_size_does_not_change_sampled_scores(small_detectors, cancer, tmp_path):
+    from vae_anomaly.file_scoring import score_file
+
+    X, _ = cancer
+    _, ensemble = small_detectors
+    X.to_csv(tmp_path / "in.csv", index=False)
+    outs = []
+    for rows in (7, 4096):
+        score_file(ensemble, tmp_path / "in.csv", tmp_path / f"s{rows}.parquet", chunk_rows=rows)
+        outs.append(pd.read_parquet(tmp_path / f"s{rows}.parquet")["score"].to_numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs[1], ensemble.decision_function(X), rtol=1e-5, atol=1e-6)

@@ -25,11 +25,49 @@ def check_method(method: str) -> None:
         raise ConfigError(f"score must be one of {SCORE_METHODS}, not {method!r}")
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants (Steele, Lea & Flood 2014)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def row_normals(x: torch.Tensor, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """Standard normal noise (n, *shape) in which row i's values are a function of ``seed`` and the bytes
+    of ``x[i]`` only (counter-based: a keyed hash of the row, then the splitmix64 stream of that key and
+    Box-Muller), so a row draws the same noise in any batch, at any position, on any device.
+
+    One torch generator per row gives the same property at about twice the cost of the scores themselves.
+    """
+    import hashlib
+
+    rows = x.detach().cpu().contiguous().numpy().reshape(len(x), -1)
+    key = int(seed).to_bytes(8, "little", signed=True)
+    keys = np.frombuffer(b"".join(hashlib.blake2b(r.tobytes(), digest_size=8, key=key).digest() for r in rows),
+                         dtype="<u8").astype(np.uint64)
+    m = math.prod(shape)
+    half = (m + 1) // 2  # one 64-bit draw gives two normals (cos and sin of one Box-Muller pair)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        v = _splitmix64(keys[:, None] + _GOLDEN * np.arange(1, half + 1, dtype=np.uint64)[None, :])
+    # 24 bits each: exact in float32; u1 in (0, 1] keeps the log finite (|z| <= 5.8).
+    u1 = torch.from_numpy(((v >> np.uint64(40)) + np.uint64(1)).astype(np.float32)) * 2.0 ** -24
+    u2 = torch.from_numpy((v & np.uint64(0xFFFFFF)).astype(np.float32)) * (2.0 * math.pi * 2.0 ** -24)
+    r = torch.sqrt(-2.0 * torch.log(u1))
+    return torch.cat([r * torch.cos(u2), r * torch.sin(u2)], dim=1)[:, :m].reshape(len(x), *shape)
+
+
 @torch.no_grad()
 def score_batch(model: nn.Module, x: torch.Tensor, c: torch.Tensor | None = None, *, method: str = "recon_kl",
                 n_samples: int = 16, seed: int = 0, per_feature: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Scores (n,) -- higher is more anomalous -- and optionally NLL per original feature (n, F)."""
+    """Scores (n,) -- higher is more anomalous -- and optionally NLL per original feature (n, F).
+
+    The sampled methods ("neg_elbo", "iwae") draw each row's ``n_samples`` latents from :func:`row_normals`
+    with ``seed``: a row's score does not depend on the rows batched with it.
+    """
     check_method(method)
     model.eval()
     flat = x.flatten(1)
@@ -51,12 +89,13 @@ def score_batch(model: nn.Module, x: torch.Tensor, c: torch.Tensor | None = None
     if method in ("recon_kl", "recon", "kl"):
         score = {"recon": nllf.sum(1), "kl": kl}.get(method, nllf.sum(1) + kl)
     else:
-        # Seeded noise keeps the sampled scores reproducible for a given batch.
-        gen = torch.Generator(device=x.device).manual_seed(seed)
+        # Each row's noise depends only on the seed and the row itself, never on the batch it came in:
+        # a row's sampled score is the same whatever the chunk size, row order or scoring path (Dask, pyfunc).
+        eps = row_normals(x, (n_samples, *mu.shape[1:]), seed).to(device=mu.device, dtype=mu.dtype)
         std = torch.exp(0.5 * logvar)
         logw, nll_sum = [], torch.zeros_like(kl)
-        for _ in range(n_samples):
-            z = mu + std * torch.randn(mu.shape, generator=gen, device=mu.device)
+        for j in range(n_samples):
+            z = mu + std * eps[:, j]
             nll = lik.nll(model.decode(z, c), flat)
             nll_sum += nll
             if method == "iwae":
