@@ -134,7 +134,7 @@ def test_champion_loads_and_predicts_where_the_project_is_not_importable(champio
         assert metadata.version(name).split("+")[0] == version
 
 
-def test_requirements_resolve_from_pypi_names(champion):
+def test_requirements_are_pinned_pypi_packages_and_the_code_ships(champion):
     import mlflow
 
     local = Path(mlflow.artifacts.download_artifacts("models:/cancer@champion"))
