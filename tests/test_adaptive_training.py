@@ -102,3 +102,12 @@ def test_new_options_survive_save_and_load(tmp_path):
     assert back.get_params()["binary_columns"] == "bernoulli" and back.get_params()["stopping"] == "separation"
     assert back.get_params()["batch_size"] == "auto" and back.get_params()["max_steps"] == 300
     np.testing.assert_allclose(back.decision_function(X), det.decision_function(X), rtol=1e-5)
+
+
+def test_stopping_none_trains_the_whole_budget_and_keeps_the_last_weights():
+    X, _ = _contaminated(n=200)
+    det = VAEDetector(random_state=0, stopping="none", max_steps=300, patience=1).fit(X)
+    result = det.train_result_
+    # patience=1 would stop a validation run at the first epoch without improvement; "none" ignores it.
+    assert result.epochs_run == det.train_config_.epochs and not result.stopped_early
+    assert result.best_epoch == result.epochs_run - 1

@@ -82,7 +82,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         "dropout": [Interval(float, 0, 1, closed="left")],
         "val_fraction": [Interval(float, 0, 0.9)],
         "patience": [NONE, Interval(int, 1, None)],
-        "stopping": [Options(("separation", "validation"))],
+        "stopping": [Options(("validation", "separation", "none"))],
         "separation_patience": [Interval(int, 1, None)],
         "contamination": [Interval(float, 0, 0.5, closed="neither")],
         "score_method": [Options(SCORE_METHODS)],
@@ -125,7 +125,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropout: float = 0.0,
         val_fraction: float = 0.1,
         patience: int | None = 10,
-        stopping: Literal["separation", "validation"] = "validation",
+        stopping: Literal["validation", "separation", "none"] = "validation",
         separation_patience: int = 100,
         contamination: float = 0.1,
         score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
@@ -249,7 +249,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     @staticmethod
     def _members_of(model: Any) -> list[Any]:
-        return list(model.members) if hasattr(model, "members") else [model]
+        from .models.ensemble import members_of
+
+        return members_of(model)
 
     def _member_stats(self, data: np.ndarray) -> list[list[float]]:
         """Each member's training-score median and robust spread: the scale that makes members comparable."""

@@ -60,7 +60,8 @@ class TrainConfig:
     # per-row losses of the training rows; the weights where the components lie furthest apart are kept
     # and training stops after ``separation_patience`` gradient steps without a new peak. The epoch
     # count becomes a ceiling, and no label is needed.
-    stopping: Literal["validation", "separation"] = "validation"
+    # "none": train for all the epochs and keep the last weights (a fixed budget of steps).
+    stopping: Literal["validation", "separation", "none"] = "validation"
     separation_patience: int = 100
 
     def __post_init__(self) -> None:
@@ -70,8 +71,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         if not 0 <= self.trim < 1 or not 0 <= self.trim_start <= 1:
             raise ConfigError(f"trim must lie in [0, 1) and trim_start in [0, 1], got {self.trim}, {self.trim_start}")
-        if self.stopping not in ("validation", "separation"):
-            raise ConfigError(f"stopping must be 'validation' or 'separation', not {self.stopping!r}")
+        if self.stopping not in ("validation", "separation", "none"):
+            raise ConfigError(f"stopping must be 'validation', 'separation' or 'none', not {self.stopping!r}")
         if self.noise not in (None, "gaussian", "salt_pepper", "mask"):
             raise ConfigError(f"noise must be None, 'gaussian', 'salt_pepper' or 'mask', not {self.noise!r}")
 
@@ -354,7 +355,7 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
         X_sep = X_tr[sep_rows.to(device)]
         c_sep = None if c_tr is None else c_tr[sep_rows.to(device)]
     else:
-        patience = cfg.patience or math.inf
+        patience = (cfg.patience or math.inf) if cfg.stopping == "validation" else math.inf
 
     from .progress import progress_bar
 
@@ -381,6 +382,8 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
                 # Higher separation is better; the loop keeps the lowest monitor value.
                 metrics["separation"] = two_component_separation(row_losses(model, X_sep, c_sep))
                 monitor = -metrics["separation"]
+            elif cfg.stopping == "none":
+                monitor = -float(epoch)  # every epoch is the best so far: the last weights are kept
             else:
                 monitor = metrics.get("val_loss", metrics["train_loss"])
             if monitor < result.best_val_loss - cfg.min_delta:
@@ -399,18 +402,18 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
             bar.advance(f"epoch {epoch + 1}/{cfg.epochs} loss {metrics.get('val_loss', metrics['train_loss']):.3f}"
                         + (f" separation {metrics['separation']:.3f}" if "separation" in metrics else ""))
     result.stopped_early = state.bad_epochs >= patience and len(result.history) < cfg.epochs
-    if cfg.stopping == "separation" and result.best_epoch >= 0:
+    if cfg.stopping != "validation" and result.best_epoch >= 0:
         # While training, best_val_loss held the monitored value (minus the separation); report the
         # kept epoch's own validation loss, and its separation beside it.
         kept = result.history[result.best_epoch - result.history[0]["epoch"]]
-        result.best_separation = kept["separation"]
+        result.best_separation = kept.get("separation")
         result.best_val_loss = kept.get("val_loss", kept["train_loss"])
     result.epochs_run = len(result.history)
     result.seconds = time.perf_counter() - t0
     result.samples_per_second = state.seen / result.seconds if result.seconds > 0 else 0.0
     model.load_state_dict(state.best_state)
     model.eval()
-    if hasattr(model, "fit_prior"):
+    if model.is_quantized:
         model.fit_prior(encode_codes(model, X_all.to(device)))
     return result
 
