@@ -62,8 +62,10 @@ def test_train_register_promote_then_score_by_alias(mlflow_store):
     assert list(pred.columns) == ["score", "is_anomaly"]
     np.testing.assert_allclose(pred["score"].to_numpy(), frame["score"].to_numpy()[:5], rtol=1e-5)
 
-    # A worse second model is registered but does not take the champion alias.
-    worse = train_flow(train_config(detector={"epochs": 1, "lr": 1e-6, "patience": None}))
+    # A challenger that is not better is registered but does not take the champion alias. The same job
+    # again gives the same model (seeded), so the strict rule must keep v1. (A barely trained model is no
+    # longer a reliable loser here: 1 epoch at lr 1e-6 scored val_auroc 0.953 against the champion's 0.947.)
+    worse = train_flow(train_config())
     assert worse["version"] == "2" and not worse["promoted"]
     assert "does not beat champion v1" in worse["reason"]
     assert str(client.get_model_version_by_alias("cancer", "champion").version) == "1"
