@@ -155,3 +155,59 @@ def test_score_file_chunk_size_does_not_change_sampled_scores(small_detectors, c
         outs.append(pd.read_parquet(tmp_path / f"s{rows}.parquet")["score"].to_numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs[1], ensemble.decision_function(X), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the model interface
+def _family():
+    from vae_anomaly.models import CVAE, VAE, VQVAE, ModelConfig
+
+    return {"vae": VAE(ModelConfig((6,))), "cvae": CVAE(ModelConfig((6,), kind="cvae", n_conditions=3)),
+            "vqvae": VQVAE(ModelConfig((6,), kind="vqvae")), "conv-vae": VAE(ModelConfig((1, 8, 8)))}
+
+
+def test_every_model_meets_the_vae_model_protocol_and_an_ensemble_holds_such_models():
+    import inspect
+
+    from torch import nn
+
+    from vae_anomaly.models import ModelEnsemble, VAEModel
+
+    family = _family()
+    for name, m in family.items():
+        assert isinstance(m, VAEModel), name
+        for method in ("encode", "decode", "loss", "score_terms", "reconstruct"):  # (x or z, c=None, ...)
+            assert "c" in inspect.signature(getattr(m, method)).parameters, (name, method)
+    assert [m.is_quantized for m in family.values()] == [False, False, True, False]
+    ens = ModelEnsemble([family["vae"], _family()["vae"]])
+    assert not isinstance(ens, VAEModel) and all(isinstance(m, VAEModel) for m in ens.members)
+    assert ens.is_quantized is False and ModelEnsemble([family["vqvae"]]).is_quantized is True
+    assert not isinstance(nn.Linear(2, 2), VAEModel)
+
+
+def test_score_terms_are_what_the_scores_add_up():
+    import torch
+
+    from vae_anomaly.scoring import score_batch
+
+    family = _family()
+    for name, m in family.items():
+        m.eval()
+        x = torch.rand(5, *m.config.input_shape)
+        c = torch.tensor([0, 1, 2, 0, 1]) if name == "cvae" else None
+        nllf, rate = m.score_terms(x, c)
+        assert nllf.shape == (5, x[0].numel()) and rate.shape == (5,)
+        torch.testing.assert_close(score_batch(m, x, c), nllf.sum(1) + rate)
+        torch.testing.assert_close(score_batch(m, x, c, method="kl"), rate)
+
+
+def test_an_unconditional_model_refuses_a_condition_instead_of_ignoring_it():
+    import torch
+
+    family = _family()
+    x = torch.rand(4, 6)
+    for name in ("vae", "vqvae"):
+        with pytest.raises(ValueError, match="not conditional"):
+            family[name].encode(x, torch.tensor([0, 1, 0, 1]))
+        z = family["vqvae"].encode(x) if name == "vqvae" else torch.zeros(4, family[name].latent_dim)
+        with pytest.raises(ValueError, match="not conditional"):
+            family[name].decode(z, torch.tensor([0, 1, 0, 1]))

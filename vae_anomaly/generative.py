@@ -72,11 +72,11 @@ class GenerativeModel:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> GenerativeModel:
+        from .models.ensemble import members_of
         from .persist import load_model
 
         model, meta = load_model(directory, device=device)
-        if hasattr(model, "members"):  # a detector ensemble: its first member generates
-            model = model.members[0]
+        model = members_of(model)[0]  # of a detector ensemble, the first member generates
         if not meta.get("preprocessing"):
             raise ModelError(f"{directory}: the model has no preprocessing saved with it")
         extra = meta.get("extra", {})
@@ -87,7 +87,7 @@ class GenerativeModel:
     # ------------------------------------------------------------ properties
     @property
     def is_vq(self) -> bool:
-        return hasattr(self.model, "quantize")
+        return self.model.is_quantized
 
     @property
     def is_image(self) -> bool:

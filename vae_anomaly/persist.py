@@ -61,6 +61,7 @@ def save_model(directory: str | Path, model: Any, *, preprocessing: dict[str, An
     from safetensors.torch import save_file
 
     from ._version import __version__
+    from .models.ensemble import members_of
 
     directory = check_save_target(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -70,7 +71,7 @@ def save_model(directory: str | Path, model: Any, *, preprocessing: dict[str, An
             "format_version": FORMAT_VERSION,
             "library_version": __version__,
             "model_class": type(model).__name__,
-            "n_members": len(model.members) if hasattr(model, "members") else 1,
+            "n_members": len(members_of(model)),
             "model_config": model.config.to_dict(),
             "preprocessing": preprocessing,
             "weights_sha256": file_sha256(tmp / WEIGHTS),

@@ -72,12 +72,12 @@ def score_batch(model: nn.Module, x: torch.Tensor, c: torch.Tensor | None = None
     model.eval()
     flat = x.flatten(1)
     lik = model.likelihood
-    if hasattr(model, "quantize"):  # VQ-VAE: the code prior's -log p plays the KL's part
-        if method == "iwae":
-            raise ConfigError("the IWAE score needs a Gaussian latent; use 'recon_kl' with a VQ-VAE")
-        q, codes, _ = model.quantize(x)
-        nllf = lik.nll_per_feature(model.decode(q), flat)
-        rate = model.rate(codes)
+    if model.is_quantized and method == "iwae":
+        raise ConfigError("the IWAE score needs a Gaussian latent; use 'recon_kl' with a VQ-VAE")
+    if model.is_quantized or method in ("recon_kl", "recon", "kl"):
+        # Deterministic: a VQ-VAE's code prior -log p plays the KL's part, and with a point-mass
+        # posterior its negative ELBO is this same sum.
+        nllf, rate = model.score_terms(x, c)
         score = {"recon": nllf.sum(1), "kl": rate}.get(method, nllf.sum(1) + rate)
         return (score, nllf) if per_feature else score
 
@@ -86,25 +86,22 @@ def score_batch(model: nn.Module, x: torch.Tensor, c: torch.Tensor | None = None
     mu, logvar = model.encode(x, c)
     kl = gaussian_kl(mu, logvar).sum(1)
     nllf = lik.nll_per_feature(model.decode(mu, c), flat)
-    if method in ("recon_kl", "recon", "kl"):
-        score = {"recon": nllf.sum(1), "kl": kl}.get(method, nllf.sum(1) + kl)
+    # Each row's noise depends only on the seed and the row itself, never on the batch it came in:
+    # a row's sampled score is the same whatever the chunk size, row order or scoring path (Dask, pyfunc).
+    eps = row_normals(x, (n_samples, *mu.shape[1:]), seed).to(device=mu.device, dtype=mu.dtype)
+    std = torch.exp(0.5 * logvar)
+    logw, nll_sum = [], torch.zeros_like(kl)
+    for j in range(n_samples):
+        z = mu + std * eps[:, j]
+        nll = lik.nll(model.decode(z, c), flat)
+        nll_sum += nll
+        if method == "iwae":
+            logw.append(-nll + gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+                        - gaussian_log_prob(z, mu, logvar))
+    if method == "neg_elbo":
+        score = nll_sum / n_samples + kl
     else:
-        # Each row's noise depends only on the seed and the row itself, never on the batch it came in:
-        # a row's sampled score is the same whatever the chunk size, row order or scoring path (Dask, pyfunc).
-        eps = row_normals(x, (n_samples, *mu.shape[1:]), seed).to(device=mu.device, dtype=mu.dtype)
-        std = torch.exp(0.5 * logvar)
-        logw, nll_sum = [], torch.zeros_like(kl)
-        for j in range(n_samples):
-            z = mu + std * eps[:, j]
-            nll = lik.nll(model.decode(z, c), flat)
-            nll_sum += nll
-            if method == "iwae":
-                logw.append(-nll + gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
-                            - gaussian_log_prob(z, mu, logvar))
-        if method == "neg_elbo":
-            score = nll_sum / n_samples + kl
-        else:
-            score = -(torch.logsumexp(torch.stack(logw), 0) - math.log(n_samples))
+        score = -(torch.logsumexp(torch.stack(logw), 0) - math.log(n_samples))
     return (score, nllf) if per_feature else score
 
 

@@ -1,11 +1,14 @@
-"""The VAE family behind one interface: ``loss``, ``encode``, ``decode``, ``sample``."""
+"""The VAE family behind one interface, :class:`VAEModel`: ``encode``, ``decode``, ``loss``, ``score_terms``,
+``reconstruct``, ``sample`` and ``is_quantized``; :class:`ModelEnsemble` holds several such models."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from .config import ModelConfig
+from .ensemble import ModelEnsemble, members_of
 from .likelihoods import FeatureBlock, Likelihood
+from .protocol import VAEModel
 from .vae import CVAE, VAE, LossOutput, gaussian_kl, gaussian_log_prob
 from .vqvae import VQVAE, VectorQuantizer
 
@@ -19,5 +22,5 @@ def build_model(config: ModelConfig) -> nn.Module:
     return VAE(config)
 
 
-__all__ = ["CVAE", "VAE", "VQVAE", "FeatureBlock", "Likelihood", "LossOutput", "ModelConfig", "VectorQuantizer",
-           "build_model", "gaussian_kl", "gaussian_log_prob"]
+__all__ = ["CVAE", "VAE", "VQVAE", "FeatureBlock", "Likelihood", "LossOutput", "ModelConfig", "ModelEnsemble",
+           "VAEModel", "VectorQuantizer", "build_model", "gaussian_kl", "gaussian_log_prob", "members_of"]

@@ -25,6 +25,10 @@ class ModelEnsemble(nn.Module):
         return self.members[0].config
 
     @property
+    def is_quantized(self) -> bool:
+        return self.members[0].is_quantized
+
+    @property
     def likelihood(self) -> Any:
         return self.members[0].likelihood
 
@@ -34,3 +38,8 @@ class ModelEnsemble(nn.Module):
 
     def reconstruct(self, x: Any, c: Any = None) -> Any:
         return self.members[0].reconstruct(x, c)
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The models that score: an ensemble's members, or the model itself."""
+    return list(model.members) if isinstance(model, ModelEnsemble) else [model]

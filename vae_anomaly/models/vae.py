@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +120,8 @@ class _Backbone(nn.Module):
 class VAE(nn.Module):
     """Gaussian-latent VAE (beta, capacity and warm-up set in :class:`ModelConfig`)."""
 
+    is_quantized: ClassVar[bool] = False  # see models.protocol.VAEModel
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -131,6 +134,8 @@ class VAE(nn.Module):
     def _cond(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
         k = self.config.n_conditions
         if k == 0:
+            if c is not None:
+                raise ValueError("this model is not conditional: pass no condition c")
             return None
         if c is None:
             raise ValueError("this model is conditional: pass a condition c")
@@ -178,6 +183,11 @@ class VAE(nn.Module):
         return LossOutput(loss, {"loss": loss.detach(), "nll": nll.detach(), "kl": kl.detach(),
                                  "neg_elbo": (nll + kl).detach()})
 
+    def score_terms(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """NLL per feature at the posterior mean ``(n, F)`` and the KL from the prior ``(n,)``."""
+        mu, logvar = self.encode(x, c)
+        return self.likelihood.nll_per_feature(self.decode(mu, c), x.flatten(1)), gaussian_kl(mu, logvar).sum(1)
+
     def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = posterior mean), shaped like ``x``."""
         mu, _ = self.encode(x, c)
@@ -197,6 +207,8 @@ class VAE(nn.Module):
             if c is None:
                 raise ValueError("a CVAE samples a chosen class: pass c")
             cond = torch.full((n,), int(c), device=device) if isinstance(c, int) else c.to(device)
+        elif c is not None:
+            raise ValueError("this model is not conditional: pass no condition c")
         out = self.decode(z, cond)
         x = self.likelihood.mean(out) if mean else self.likelihood.sample(out, generator)
         return x.view(n, *self.config.input_shape)

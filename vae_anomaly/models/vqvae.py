@@ -8,6 +8,8 @@ and ``-log p(codes)`` serves as the rate term of the anomaly score.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,8 +92,15 @@ class VectorQuantizer(nn.Module):
             self.cluster_size[dead] = 1.0
 
 
+def _unconditional(c: torch.Tensor | None) -> None:
+    if c is not None:
+        raise ValueError("a VQ-VAE is not conditional: pass no condition c")
+
+
 class VQVAE(nn.Module):
     """Discrete-latent autoencoder: ``n_positions`` codes per row (or one per feature-map cell)."""
+
+    is_quantized: ClassVar[bool] = True  # see models.protocol.VAEModel
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -114,6 +123,7 @@ class VQVAE(nn.Module):
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Continuous encoder output ``(n, n_positions, code_dim)`` before quantisation."""
+        _unconditional(c)
         D = self.config.code_dim
         if self.net.conv:
             h = self.to_code(self.net.trunk(x))
@@ -127,6 +137,7 @@ class VQVAE(nn.Module):
 
     def decode(self, zq: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Raw decoder output from quantised vectors ``(n, n_positions, code_dim)``."""
+        _unconditional(c)
         if self.net.conv:
             _, h, w = self.net.feat_shape
             grid = zq.transpose(1, 2).reshape(len(zq), -1, h, w)
@@ -137,8 +148,9 @@ class VQVAE(nn.Module):
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decode(self.quantizer.embed[codes])
 
-    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        z = self.encode(x)
+    def quantize(self, x: torch.Tensor, c: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        z = self.encode(x, c)
         n, p, d = z.shape
         q, idx, stats = self.quantizer(z.reshape(n * p, d))
         stats["commitment"] = stats["commitment"].view(n, p).sum(1)
@@ -148,7 +160,7 @@ class VQVAE(nn.Module):
              target: torch.Tensor | None = None, trim: float = 0.0) -> LossOutput:
         from .vae import truncation_mask
 
-        q, _, stats = self.quantize(x)
+        q, _, stats = self.quantize(x, c)
         target = x if target is None else target
         nll_rows = self.likelihood.nll(self.decode(q), target.flatten(1))
         keep = truncation_mask(nll_rows + stats["commitment"], trim)
@@ -171,13 +183,20 @@ class VQVAE(nn.Module):
         logp = torch.log_softmax(self.prior_logits, 1)
         return -logp.gather(1, codes.t()).t().sum(1)
 
+    def score_terms(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """NLL per feature at the quantised code ``(n, F)`` and the code prior's ``-log p(codes)`` ``(n,)``:
+        the VQ analogue of the reconstruction and KL terms."""
+        q, codes, _ = self.quantize(x, c)
+        return self.likelihood.nll_per_feature(self.decode(q), x.flatten(1)), self.rate(codes)
+
     def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        q, _, _ = self.quantize(x)
+        q, _, _ = self.quantize(x, c)
         return self.likelihood.mean(self.decode(q)).view_as(x)
 
     @torch.no_grad()
     def sample(self, n: int, c: torch.Tensor | int | None = None, *, generator: torch.Generator | None = None,
                mean: bool = True) -> torch.Tensor:
+        _unconditional(c)
         probs = torch.softmax(self.prior_logits, 1)
         codes = torch.multinomial(probs, n, replacement=True, generator=generator).t()
         out = self.decode_codes(codes)
