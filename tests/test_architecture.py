@@ -211,3 +211,49 @@ def test_an_unconditional_model_refuses_a_condition_instead_of_ignoring_it():
         z = family["vqvae"].encode(x) if name == "vqvae" else torch.zeros(4, family[name].latent_dim)
         with pytest.raises(ValueError, match="not conditional"):
             family[name].decode(z, torch.tensor([0, 1, 0, 1]))
+
+
+# --------------------------------------------------------------------------- no import cycle with the CLI
+def _package_imports() -> dict[str, set[str]]:
+    """vae_anomaly module -> the vae_anomaly modules it imports anywhere (top level or inside functions)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    graph: dict[str, set[str]] = {}
+    for path in (root / "vae_anomaly").rglob("*.py"):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = parts[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                if node.level == 0:
+                    target = node.module or ""
+                found |= {target} | {f"{target}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m.startswith("vae_anomaly")}
+    return graph
+
+
+def test_no_library_module_imports_the_cli():
+    """The CLI sits on top: fit_command (and every other module) must not import it back."""
+    graph = _package_imports()
+    assert "vae_anomaly.cli" in graph and "vae_anomaly.fit_command" in graph["vae_anomaly.cli"]
+    assert sorted(m for m, deps in graph.items() if "vae_anomaly.cli" in deps and m != "vae_anomaly.cli") == []
+
+
+def test_fit_command_checks_options_without_loading_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vae_anomaly.errors import ConfigError\nfrom vae_anomaly.fit_command import fit_and_save\n"
+            f"try:\n    fit_and_save('nowhere.csv', {str(tmp_path / 'm')!r}, options=['laten_dim=4'])\n"
+            "except ConfigError as exc:\n    print('refused:', exc)\n"
+            "print('cli loaded:', 'vae_anomaly.cli' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert "refused:" in r.stdout and "latent_dim" in r.stdout, (r.stdout, r.stderr[-2000:])
+    assert "cli loaded: False" in r.stdout, r.stdout

@@ -50,25 +50,10 @@ REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _parse_sets(pairs: list[str] | None, owner: type | None = None) -> dict[str, object]:
-    """``key=value`` options; values parsed as JSON when they parse; names checked against ``owner``'s options."""
-    from .errors import ConfigError
+    # In params (not here) so that fit_command, which the CLI calls, never imports the CLI back.
+    from .params import parse_set_options
 
-    out: dict[str, object] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    if owner is not None:
-        from .params import check_option_names, validate_params
-
-        constraints = owner._parameter_constraints
-        check_option_names(owner.__name__, out, list(constraints))
-        validate_params(owner.__name__, out, constraints)
-    return out
+    return parse_set_options(pairs, owner)
 
 
 def _epochs(value: str) -> int | str:

@@ -35,9 +35,9 @@ def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None,
     if model == "cvae":
         return _fit_cvae(data, out, label=label, id_column=id_column, epochs=epochs, options=options,
                          progress=progress)
-    from .cli import _parse_sets
+    from .params import parse_set_options
 
-    opts = options if isinstance(options, dict) else _parse_sets(options, VAEDetector)
+    opts = options if isinstance(options, dict) else parse_set_options(options, VAEDetector)
     params = {"model": model, "epochs": epochs, "verbose": progress, **({"noise": noise} if noise else {}), **opts}
     det = VAEDetector(**params)
     det._check_params()  # refuse bad options before reading a large file
@@ -59,14 +59,14 @@ def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None,
 
 def _fit_cvae(data: str | Path, out: Path, *, label: str | None, id_column: str | None, epochs: int | str,
               options: list[str] | dict[str, Any] | None, progress: bool) -> dict[str, Any]:
-    from .cli import _parse_sets
     from .data import load_dataset
     from .errors import ConfigError
     from .generative import GenerativeModel
+    from .params import parse_set_options
 
     if label is None:
         raise ConfigError("--model cvae needs --label (the condition)")
-    opts = options if isinstance(options, dict) else _parse_sets(options)
+    opts = options if isinstance(options, dict) else parse_set_options(options)
     ds = load_dataset(data, label_column=label, id_column=id_column)
     try:
         gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", epochs=30 if epochs == "auto" else int(epochs),

@@ -120,3 +120,27 @@ def check_option_names(owner: str, options: Mapping[str, Any], known: Sequence[s
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
                 f"; known options: {', '.join(sorted(known))}"
             raise ConfigError(f"{owner} has no option {name!r}{hint}")
+
+
+def parse_set_options(pairs: Sequence[str] | None, owner: type | None = None) -> dict[str, object]:
+    """``key=value`` options (the CLI's ``--set``); values parsed as JSON when they parse, else kept as text.
+
+    With ``owner`` (an estimator class) the names and values are checked against its
+    ``_parameter_constraints`` (:func:`check_option_names`, :func:`validate_params`).
+    """
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    if owner is not None:
+        constraints = owner._parameter_constraints
+        check_option_names(owner.__name__, out, list(constraints))
+        validate_params(owner.__name__, out, constraints)
+    return out
