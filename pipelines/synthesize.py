@@ -34,8 +34,8 @@ def write(result: synth_job.SynthResult, config: SynthJobConfig, ds, output: str
 
 
 @_runtime.data_task
-def evaluate(result: synth_job.SynthResult, config: SynthJobConfig) -> dict[str, float]:
-    return synth_job.evaluate(result, config.seed)
+def synthesis_metrics(result: synth_job.SynthResult, config: SynthJobConfig) -> dict[str, float]:
+    return synth_job.synthesis_metrics(result, config.seed)
 
 
 @_runtime.run_opening_task
@@ -68,7 +68,7 @@ def synthesize_flow(config: SynthJobConfig | None = None) -> dict[str, Any]:
     result = balance(ds, config)
     get_run_logger().info("synthetic rows: %s", synth_job.describe_sampling(result))
     # Judged before it is written: a failure anywhere before this point leaves no output behind.
-    metrics = evaluate(result, config)
+    metrics = synthesis_metrics(result, config)
     path = write(result, config, ds, output)
     run_id = log_run(result, metrics, config, ds, path)
     get_run_logger().info("balanced data: %s; minority F1 real %.3f, SMOTE %s, VAE %.3f", path,

@@ -76,8 +76,8 @@ def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str, checkpoi
 
 
 @_runtime.data_task
-def evaluate(detector: Any, data: TrainingData) -> dict[str, float]:
-    return jobs.evaluate(detector, data)
+def validation_metrics(detector: Any, data: TrainingData) -> dict[str, float]:
+    return jobs.validation_metrics(detector, data)
 
 
 @_runtime.tracking_task
@@ -125,7 +125,7 @@ def train_flow(config: TrainJobConfig | None = None) -> dict[str, Any]:
     run_id = open_run(config)
     try:
         detector = fit(data, config, run_id, str(checkpoint_dir))
-        metrics = evaluate(detector, data)
+        metrics = validation_metrics(detector, data)
         model_uri = log_run(run_id, detector, data, metrics, config)
         registry = register_and_promote(model_uri, run_id, detector, data, config) if config.register_model else {}
     except BaseException:

@@ -257,3 +257,26 @@ def test_fit_command_checks_options_without_loading_the_cli(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert "refused:" in r.stdout and "latent_dim" in r.stdout, (r.stdout, r.stderr[-2000:])
     assert "cli loaded: False" in r.stdout, r.stdout
+
+
+# --------------------------------------------------------------------------- names that say what they do
+def test_evaluate_and_register_model_name_one_thing_each():
+    """``evaluate`` named five functions and ``register_model`` meant "send to the Dask workers" beside
+    MLflow's "register in the registry": each name is now one idea (trainer.evaluate: loss terms on
+    held-out rows; registering is tracking.register)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    defs: dict[str, list[str]] = {}
+    for folder in ("vae_anomaly", "pipelines"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    defs.setdefault(node.name, []).append(str(path.relative_to(root)))
+    assert defs.get("evaluate") == ["vae_anomaly/trainer.py"], defs.get("evaluate")
+    assert "register_model" not in defs, defs.get("register_model")
+    from vae_anomaly import jobs
+    from vae_anomaly.jobs import synthesize
+
+    assert callable(jobs.validation_metrics) and callable(synthesize.synthesis_metrics)

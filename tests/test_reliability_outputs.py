@@ -450,7 +450,7 @@ def test_synthesize_judges_three_classes_without_a_sklearn_error(tmp_path):
                                       oversampler={"epochs": 2})
     ds = synth_job.ingest(config)
     result = synth_job.balance(ds, config)
-    metrics = synth_job.evaluate(result, config.seed)
+    metrics = synth_job.synthesis_metrics(result, config.seed)
     assert 0.0 <= metrics["vae_logreg_f1"] <= 1.0 and 0.0 <= metrics["real_logreg_f1"] <= 1.0
 
 
@@ -464,7 +464,7 @@ def test_synthesize_writes_its_output_last_so_a_late_failure_leaves_none(mlflow_
     def judging_fails(*_args, **_kwargs):
         raise DataError("judging failed", file=mlflow_store / "three.csv")
 
-    monkeypatch.setattr(synth_job, "evaluate", judging_fails)
+    monkeypatch.setattr(synth_job, "synthesis_metrics", judging_fails)
     out = mlflow_store / "balanced.parquet"
     with pytest.raises(DataError, match="judging failed"):
         synthesize_flow(synth_job.SynthJobConfig(data=str(mlflow_store / "three.csv"), label_column="cls",

@@ -180,7 +180,7 @@ def score_partition(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFra
     """``map_partitions`` function for a Dask DataFrame: the partition's scores (and kept columns).
 
     The partition's index supplies ``row`` when it is a RangeIndex of the whole frame (as after
-    ``dd.read_parquet``); the model comes from the worker plugin (see :func:`register_model`).
+    ``dd.read_parquet``); the model comes from the worker plugin (see :func:`send_model_to_workers`).
     """
     det = _worker_detector()
     first = int(frame.index[0]) if len(frame) and pd.api.types.is_integer_dtype(frame.index) else 0
@@ -198,7 +198,7 @@ def model_files(model_dir: str | Path) -> dict[str, bytes]:
     return {name: (model_dir / name).read_bytes() for name in (META, WEIGHTS)}
 
 
-def register_model(client: Any, model_dir: str | Path, threads: int = 1) -> None:
+def send_model_to_workers(client: Any, model_dir: str | Path, threads: int = 1) -> None:
     """Send the model to every worker (and every worker that joins later), loaded once per worker."""
     client.register_plugin(ModelPlugin(model_files(model_dir), threads), name=PLUGIN_NAME)
 
@@ -427,7 +427,7 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
     keep, _ = column_plan(det, [str(c) for c in pq.read_schema(files[0]).names], keep)
     schema = scores_schema(files, keep)
     record = lineage or build_record(detector=det, input_path=source)
-    register_model(client, model_dir)
+    send_model_to_workers(client, model_dir)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
     output.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(output.parent, f".{output.name}.staging-")

@@ -1,6 +1,6 @@
 """The jobs behind the flows, as plain functions with one pydantic config each.
 
-``train`` (ingest -> split -> fit -> evaluate -> log), ``promotion`` (register and move the
+``train`` (ingest -> split -> fit -> validation metrics -> log), ``promotion`` (register and move the
 champion alias), ``score`` (batch scoring with a registered model), ``synthesize`` (balance classes).
 ``pipelines/`` wraps each step in a Prefect task; nothing here imports prefect.
 """
@@ -13,18 +13,18 @@ from .train import (
     TrainingData,
     TrainJobConfig,
     anomaly_indicator,
-    evaluate,
     fit_detector,
     ingest,
     log_training_run,
     negative_elbo_nats,
     split,
     training_figures,
+    validation_metrics,
 )
 
 __all__ = [
     "PromotionDecision", "PromotionResult", "ScoreJobConfig", "ScoreResult", "TrainJobConfig", "TrainingData",
-    "anomaly_indicator", "decide_promotion", "default_output", "evaluate", "fit_detector", "ingest",
+    "anomaly_indicator", "decide_promotion", "default_output", "fit_detector", "ingest",
     "log_training_run", "metric_of", "negative_elbo_nats", "promote", "promotion_metric", "split",
-    "summary_markdown", "training_figures",
+    "summary_markdown", "training_figures", "validation_metrics",
 ]

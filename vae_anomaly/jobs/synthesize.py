@@ -118,7 +118,7 @@ def write_balanced(result: SynthResult, config: SynthJobConfig, ds: Dataset, out
     return str(write_table(frame, out))
 
 
-def evaluate(result: SynthResult, seed: int = 0) -> dict[str, float]:
+def synthesis_metrics(result: SynthResult, seed: int = 0) -> dict[str, float]:
     """Utility against SMOTE and real-only (minority F1 on the real hold-out), fidelity and privacy."""
     from imblearn.over_sampling import SMOTE
 

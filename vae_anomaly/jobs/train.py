@@ -166,7 +166,7 @@ def negative_elbo_nats(detector: Any, X: Any) -> float:
     return value
 
 
-def evaluate(detector: Any, data: TrainingData) -> dict[str, float]:
+def validation_metrics(detector: Any, data: TrainingData) -> dict[str, float]:
     """Validation metrics: negative ELBO always; AUROC/AUPRC/precision/recall/F1 with labels."""
     from ..scoring import detection_metrics, flag
 
