@@ -167,3 +167,18 @@ def test_mixed_columns_stay_valid():
     assert (syn["items"] == syn["items"].round()).all() and syn["items"].between(5, 9).all()
     # Categories are copied from one end of each segment: only the minority's own categories appear.
     assert set(syn["channel"]) <= {"web", "app"} and syn["member"].isin([True, False]).all()
+
+
+def test_the_flow_log_line_names_method_rows_and_acceptance(cancer40):
+    from types import SimpleNamespace
+
+    from vae_anomaly.jobs.synthesize import describe_sampling, sampling_report
+
+    X, y = cancer40
+    s = VAEOversampler(epochs=2, random_state=0, min_distance=1e6, max_rounds=1)  # forces a relaxed top-up
+    s.fit_resample(X, y)
+    result = SimpleNamespace(oversampler=s)
+    assert list(sampling_report(result)) == ["0"]  # the majority class asked for no rows: not reported
+    line = describe_sampling(result)
+    assert line.startswith("class '0': 317 rows by vae-guided interpolation (acceptance rate 0.00")
+    assert "317 topped up after the filters relaxed" in line
