@@ -641,16 +641,18 @@ def test_cli_serve_check_and_start_server_refusals(tmp_path):
     user_error(cli("serve", "--check", "--file", tmp_path / "a.yaml", cwd=tmp_path), "not_a_field")
     bad = json.loads(json.dumps(spec))
     bad["deployments"][0]["schedule"]["timezone"] = "Mars/Olympus"
-    (root / ".tz-test.yaml").write_text(yaml.safe_dump(bad))
-    try:
-        user_error(cli("serve", "--check", "--file", root / ".tz-test.yaml"), "Mars/Olympus")
-    finally:
-        (root / ".tz-test.yaml").unlink()
+    # Entrypoints must lie under the folder of the file: a copy of the flows beside it, never a file in the checkout.
+    import shutil
+
+    shutil.copytree(root / "pipelines", tmp_path / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "tz.yaml").write_text(yaml.safe_dump(bad))
+    user_error(cli("serve", "--check", "--file", tmp_path / "tz.yaml", cwd=tmp_path), "Mars/Olympus")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        user_error(cli("serve", "--start-server", "--port", port, "--file", root / "flows.yaml"), "already in use")
+        user_error(cli("serve", "--start-server", "--port", port, "--file", root / "flows.yaml", cwd=tmp_path),
+                   "already in use")
 
 
 @pytest.mark.slow
