@@ -174,3 +174,20 @@ def test_load_refuses_a_tampered_image_likelihood(digits, tmp_path):
     path.write_text(json.dumps(meta))
     with pytest.raises((ModelError, ConfigError), match="image_likelihood"):
         VAEDetector.load(tmp_path / "m")
+
+
+def test_images_default_to_gaussian_pixels_and_old_models_load_as_bernoulli(digits, tmp_path):
+    """The image default is Gaussian pixels; a model saved before the option (no image_likelihood in its
+    JSON) was trained with Bernoulli pixels and loads as one."""
+    X, y = digits
+    det = VAEDetector(epochs=5, random_state=0, device="cpu").fit(X[y == 2][:40])
+    assert det.image_likelihood == "gaussian" and det.model_.config.image_likelihood == "gaussian"
+    old = VAEDetector(image_likelihood="bernoulli", epochs=5, random_state=0, device="cpu").fit(X[y == 2][:40])
+    old.save(tmp_path / "old")
+    path = tmp_path / "old" / "model.json"
+    meta = json.loads(path.read_text())
+    del meta["extra"]["params"]["image_likelihood"], meta["model_config"]["image_likelihood"]
+    path.write_text(json.dumps(meta))
+    back = VAEDetector.load(tmp_path / "old")
+    assert back.image_likelihood == "bernoulli" and back.model_.config.image_likelihood == "bernoulli"
+    np.testing.assert_allclose(back.decision_function(X[:20, None]), old.decision_function(X[:20, None]), rtol=1e-5)

@@ -58,9 +58,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         ``max_samples`` share of the rows with its own seed; each member's scores are normalised by its
         training scores' median and spread (robust z) and averaged. The ensemble costs about twice one model.
     n_jobs : torch threads while fitting and scoring; None = ``VAE_ANOMALY_THREADS`` or half the cores.
-    image_likelihood : p(pixel | z) for image input (tables ignore it): "bernoulli" (cross-entropy on grey
-        levels), "gaussian" (learned per-pixel variance) or "continuous_bernoulli" (Loaiza-Ganem &
-        Cunningham 2019: the Bernoulli with its normaliser, a density on [0, 1]).
+    image_likelihood : p(pixel | z) for image input (tables ignore it): "gaussian" (default: learned, bounded
+        per-pixel variance; best on one-class digits, benchmarks/RESULTS.md), "bernoulli" (cross-entropy on
+        grey levels; models saved before this option existed load with it) or
+        "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019: the Bernoulli with its normaliser).
     complexity_correction : None, "png" or "zlib" (images only): Serrà et al.'s input-complexity correction;
         the score becomes the score in bits per dimension minus the compressed length of the 8-bit image
         in bits per dimension.
@@ -144,7 +145,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         n_estimators: int = 1,
         max_samples: float = 0.8,
         n_jobs: int | None = None,
-        image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "bernoulli",
+        image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "gaussian",
         complexity_correction: Literal["png", "zlib"] | None = None,
         random_state: int | None = None,
         verbose: bool = False,
@@ -532,6 +533,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if "score" in params and "score_method" not in params:
             # Saved before the rename (the ``score`` parameter shadowed scikit-learn's score()).
             params["score_method"] = params.pop("score")
+        # Saved before the option existed: those image models were trained with Bernoulli pixels.
+        params.setdefault("image_likelihood", "bernoulli")
         if params.get("hidden_dims") is not None:
             params["hidden_dims"] = tuple(params["hidden_dims"])
         from .params import check_option_names
