@@ -37,9 +37,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     batch_size : an integer, or "auto" (default): about eight batches an epoch, a power of two from 16 to 128,
         so a 200-row table gets as many gradient steps as a large one (in batches of 128 it stayed under-fitted).
     max_steps : the gradient-step budget of ``epochs="auto"`` (1000); with ``stopping="separation"`` a ceiling.
-    stopping : "validation" (default: keep the lowest validation loss, stop after ``patience`` epochs without
-        improvement) or "separation" (ODIM's label-free rule: keep the weights where a two-component mixture of
-        the training rows' losses separates most; stop after ``separation_patience`` steps without a new peak).
+    stopping : "none" (default: train the whole ``max_steps`` budget and keep the last weights), "validation"
+        (keep the lowest validation loss, stop after ``patience`` epochs without improvement; with 10-100
+        validation rows that choice is noise) or "separation" (ODIM's label-free rule: keep the weights where a
+        two-component mixture of the training rows' losses separates most; stop after ``separation_patience``
+        steps without a new peak). Measured on both halves of the scorecard: benchmarks/RESULTS.md.
     binary_columns : "gaussian" (default) or "bernoulli": two-valued numeric columns as 0/1 flags with a
         Bernoulli likelihood (a rare flag then costs -log p(flag) nats instead of dominating the score).
     contamination : expected share of anomalies in the training data (PyOD's meaning).
@@ -126,7 +128,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropout: float = 0.0,
         val_fraction: float = 0.1,
         patience: int | None = 10,
-        stopping: Literal["validation", "separation", "none"] = "validation",
+        stopping: Literal["validation", "separation", "none"] = "none",
         separation_patience: int = 100,
         contamination: float = 0.1,
         score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
