@@ -197,6 +197,9 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
                                           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "OMP_NUM_THREADS": "1",
                                           "VAE_ANOMALY_THREADS": "1"})
         with temporary_settings({PREFECT_API_URL: prefect_api_server.url}):
+            # Prefect keys its events worker by client type, not by API URL: a worker started by an earlier
+            # test (against the session's other server) would carry these events there. Stop it first.
+            EventsWorker.drain_all(timeout=20)
             first = train_flow(TrainJobConfig(**config))  # version 1, the champion
             with prefect_api_server.client() as api:  # the trigger must exist before the event is sent
                 dep = deployment_by_name(api, "retrain-on-drift", serve, log)

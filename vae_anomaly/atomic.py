@@ -125,13 +125,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if target.exists():
-            if _exchange(tmp, target):
-                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
-                return
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_folder(tmp, target)
         else:
             os.replace(tmp, target)
     except OSError as exc:
@@ -185,3 +179,26 @@ def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = Fals
         with contextlib.suppress(OSError):
             fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the folder ``new`` in the place of ``old``: one renameat2 exchange where Linux allows, else two
+    renames with the old folder set aside first; the old contents are removed afterwards."""
+    if _exchange(new, old):
+        shutil.rmtree(new, ignore_errors=True)  # new now holds the old folder
+        return
+    aside = old.with_name(f".{old.name}.old-{os.getpid()}")
+    os.replace(old, aside)
+    os.replace(new, old)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

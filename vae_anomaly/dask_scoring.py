@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from distributed import WorkerPlugin  # this module is imported only for distributed scoring
 
+from .atomic import pid_alive, replace_folder
 from .errors import ConfigError, DataError
 
 PLUGIN_NAME = "vae-anomaly-model"
@@ -269,16 +270,6 @@ def quiet_distributed() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(folder: Path, prefix: str) -> None:
     """Remove ``folder/<prefix><pid>-*`` left by a run of ours that was killed (SIGKILL, power loss): the
     pid in the name is no longer alive. Another user's or a live run's folders are left alone."""
@@ -292,7 +283,7 @@ def remove_stale(folder: Path, prefix: str) -> None:
             mine = entry.stat().st_uid == os.getuid()
         except OSError:
             continue
-        if pid.isdigit() and mine and not _pid_alive(int(pid)):
+        if pid.isdigit() and mine and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -444,7 +435,7 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
         # Checked again at the last moment: the folder may have changed while we scored.
         check_scores_output(output, source, overwrite=overwrite, folder=True)
         if output.exists():
-            _replace_folder(staging, output)
+            replace_folder(staging, output)
         else:
             os.replace(staging, output)
     except BaseException:
@@ -460,19 +451,6 @@ def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output
         summary.drift_psi, summary.drift_ks = score_drift(det.train_score_quantiles_, sample)
     summary.seconds = time.perf_counter() - t0
     return {**summary.to_dict(), "parts": len(parts)}
-
-
-def _replace_folder(new: Path, old: Path) -> None:
-    """Put ``new`` in the place of ``old`` (an earlier output of ours): one exchange where Linux allows."""
-    from .atomic import _exchange
-
-    if _exchange(new, old):
-        shutil.rmtree(new, ignore_errors=True)  # new now holds the old folder
-        return
-    aside = old.with_name(f".{old.name}.old-{os.getpid()}")
-    os.replace(old, aside)
-    os.replace(new, old)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 ABORT_MARKER = ".abort"

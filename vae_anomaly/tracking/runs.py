@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..atomic import pid_alive
 from .connection import DEFAULT_ARTIFACTS, client, is_local, mlflow_module, tracking_uri, wrap
 
 OWNER_HOST = "vae_anomaly.host"
@@ -200,16 +201,6 @@ def log_dataset(run_id: str, data: Any, *, source: str, name: str, fingerprint: 
     log_dict(run_id, fingerprint, "dataset_fingerprint.json")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_abandoned_runs(experiment: str) -> list[str]:
     """Mark FAILED the runs of ``experiment`` still RUNNING whose process (on this host) is gone.
 
@@ -228,7 +219,7 @@ def fail_abandoned_runs(experiment: str) -> list[str]:
             tags = run.data.tags
             pid = tags.get(OWNER_PID)
             if tags.get(OWNER_HOST) == host and pid and pid.isdigit() and int(pid) != os.getpid() \
-                    and not _alive(int(pid)):
+                    and not pid_alive(int(pid)):
                 c.set_tag(run.info.run_id, "vae_anomaly.abandoned", "process gone; marked FAILED by a later job")
                 c.set_terminated(run.info.run_id, "FAILED")
                 failed.append(run.info.run_id)
