@@ -470,3 +470,23 @@ def test_synthesize_writes_its_output_last_so_a_late_failure_leaves_none(mlflow_
         synthesize_flow(synth_job.SynthJobConfig(data=str(mlflow_store / "three.csv"), label_column="cls",
                                                  output=str(out), oversampler={"epochs": 2}))
     assert not out.exists() and not list(mlflow_store.glob(".balanced*"))
+
+
+def test_the_sigint_plugin_changes_nothing_in_the_process_that_owns_the_cluster():
+    """distributed copies worker specs (a deepcopy goes through the plugin's __reduce__): in the job's own
+    process that copy must leave Ctrl-C working; only a worker process ignores it."""
+    import copy
+    import signal
+
+    from vae_anomaly.dask_scoring import IgnoreSigint
+
+    before = signal.getsignal(signal.SIGINT)
+    copy.deepcopy({"plugins": {IgnoreSigint()}})
+    assert signal.getsignal(signal.SIGINT) is before
+    code = ("import pickle, signal, sys; sys.path.insert(0, '.'); "
+            "pickle.loads(sys.stdin.buffer.read()); print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
+    import pickle
+
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(IgnoreSigint()), capture_output=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert out.stdout.decode().strip() == "True", out.stderr.decode()[-2000:]

@@ -290,13 +290,16 @@ def remove_stale(folder: Path, prefix: str) -> None:
 TEMP_PREFIX = "vae-anomaly-dask-"
 
 
-def _ignore_sigint() -> IgnoreSigint:
+def _ignore_sigint(owner_pid: int) -> IgnoreSigint:
     """Runs in a worker process as soon as it unpickles its start-up arguments (before its event loop
-    installs a Ctrl-C handler): SIGINT is ignored there, so only our process reacts to a Ctrl-C."""
+    installs a Ctrl-C handler): SIGINT is ignored there, so only our process reacts to a Ctrl-C.
+
+    The cluster's own process also rebuilds the plugin (distributed copies worker specs, and a copy goes
+    through ``__reduce__``); there it must change nothing, or the job itself would ignore Ctrl-C."""
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if os.getpid() != owner_pid and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     return IgnoreSigint()
 
@@ -308,8 +311,8 @@ class IgnoreSigint(WorkerPlugin):
 
     name = "vae-anomaly-ignore-sigint"
 
-    def __reduce__(self) -> tuple[Any, tuple[()]]:
-        return _ignore_sigint, ()
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return _ignore_sigint, (os.getpid(),)
 
 
 @contextlib.contextmanager
