@@ -341,7 +341,9 @@ def test_ctrl_c_stops_a_dask_run_within_seconds_with_one_line_and_leaves_nothing
     proc = subprocess.Popen([str(BIN / "vae-anomaly"), "score", str(src), "--model-dir", str(model_dir), "--dask",
                              f"local:{min(2, _cores())}", "-o", str(tmp_path / "out"), "--chunk-rows", "500"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # as from a terminal: an ignored SIGINT would be inherited from this test process
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(tmp_path.glob(".out.staging-*/.part-*")):
@@ -355,7 +357,7 @@ def test_ctrl_c_stops_a_dask_run_within_seconds_with_one_line_and_leaves_nothing
     finally:
         if _alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (err, _out[-500:], "runner's SIGINT handler:", signal.getsignal(signal.SIGINT))
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err, err
     assert took < 15, took
     time.sleep(1)
