@@ -12,24 +12,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import DATA, ROOT, free_port
+from tests.conftest import DATA, ROOT, free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture()
@@ -43,7 +29,7 @@ def mlflow_server(tmp_path):
              "--artifacts-destination", str(tmp_path / "server-artifacts")],
             stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 120, log)
+        wait_for_http(f"http://127.0.0.1:{port}/health", proc, 120, log)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -96,7 +82,7 @@ def test_serve_registers_flows_yaml_deployments_with_schedules(tmp_path):
     serve = None
     try:
         api = f"http://127.0.0.1:{port}/api"
-        wait_http(f"{api}/health", server, 180, log)
+        wait_for_http(f"{api}/health", server, 180, log)
         serve_log = tmp_path / "serve.log"
         with open(serve_log, "w") as fh:
             serve = subprocess.Popen([str(BIN / "vae-anomaly"), "serve", "--file", str(ROOT / "flows.yaml")],
