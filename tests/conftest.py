@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +139,40 @@ def prefect_api_server(tmp_path_factory):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ----------------------------------------------------------- the reliability tests' shared pieces
+BIN = Path(sys.executable).parent
+
+
+def cli(*args, cwd=None, env=None, **kw) -> subprocess.CompletedProcess:
+    """The installed ``vae-anomaly`` command, as a user runs it."""
+    return subprocess.run([str(BIN / "vae-anomaly"), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def user_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, one short paragraph on stderr naming what is wrong, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.startswith("error:") or "\nerror:" in r.stderr, r.stderr[-800:]
+    for f in fragments:
+        assert f in r.stderr, (f, r.stderr[-800:])
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """600 rows of three standard-normal columns."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600), "c": rng.normal(size=600)})
+
+
+@pytest.fixture(scope="module")
+def fitted(table, tmp_path_factory):
+    """A detector fitted on ``table`` (3 epochs) and the folder it was saved to."""
+    from vae_anomaly import VAEDetector
+
+    det = VAEDetector(random_state=0, epochs=3).fit(table)
+    path = tmp_path_factory.mktemp("rel") / "model"
+    det.save(path)
+    return det, path
