@@ -7,7 +7,6 @@ on CUDA, early stopping on the validation loss, a checkpoint after every epoch
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import load_checkpoint, save_checkpoint, unflatten_optimizer
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
 
@@ -105,107 +105,6 @@ def corrupt(x: torch.Tensor, kind: NoiseKind, level: float, generator: torch.Gen
     return torch.where(u < level, salt.to(x.dtype) * (x.max() if x.numel() else 1), x)
 
 
-# ----------------------------------------------------------------- checkpoints
-# A checkpoint is a folder per epoch (weights + state JSON, both carrying one token) and a manifest
-# written last that names the folder and the files' hashes. A kill at any moment leaves the manifest
-# pointing at a complete, consistent epoch; files that disagree (mixed epochs, an edit) are refused.
-MANIFEST = "manifest.json"
-
-
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors = {}
-    scalars: dict[str, Any] = {}
-    for pid, state in sd["state"].items():
-        for k, v in state.items():
-            if torch.is_tensor(v):
-                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for key, v in meta["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def save_checkpoint(directory: Path, model: nn.Module, opt: torch.optim.Optimizer, best_state: dict[str, torch.Tensor],
-                    gen: torch.Generator, meta: dict[str, Any]) -> None:
-    import shutil
-    import uuid
-
-    from safetensors.torch import save_file
-
-    from .atomic import write_text_atomic
-    from .persist import file_sha256
-
-    directory.mkdir(parents=True, exist_ok=True)
-    epoch = int(meta["epoch"])
-    token = f"{epoch}-{uuid.uuid4().hex}"
-    folder = directory / f"epoch-{epoch:06d}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
-    opt_tensors, opt_meta = _flatten_optimizer(opt)
-    tensors.update(opt_tensors)
-    tensors["rng.cpu"] = torch.get_rng_state()
-    tensors["rng.shuffle"] = gen.get_state()
-    save_file(tensors, str(folder / "checkpoint.safetensors"), metadata={"token": token})
-    (folder / "checkpoint.json").write_text(json.dumps({**meta, "token": token, "optimizer": opt_meta}, default=float))
-    write_text_atomic(directory / MANIFEST, json.dumps({
-        "epoch": epoch, "folder": folder.name, "token": token, "key": meta.get("key"),
-        "weights_sha256": file_sha256(folder / "checkpoint.safetensors"),
-        "state_sha256": file_sha256(folder / "checkpoint.json")}))
-    for old in directory.glob("epoch-*"):
-        if old.name != folder.name:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(directory: Path, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The last complete checkpoint in ``directory``, or None when there is none.
-
-    Files that do not match their manifest (hash or token), or a checkpoint made for another
-    training request (``key``), are a :class:`TrainingError`, never a silent mix.
-    """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from .persist import file_sha256
-
-    manifest_path = directory / MANIFEST
-    if not manifest_path.exists():
-        return None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        folder = directory / manifest["folder"]
-        weights, state = folder / "checkpoint.safetensors", folder / "checkpoint.json"
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise TrainingError(f"{manifest_path}: unreadable checkpoint manifest ({exc}); delete {directory} "
-                            "to start over") from exc
-    if key is not None and manifest.get("key") != key:
-        raise TrainingError(f"{directory} holds a checkpoint of another training request (other data or options); "
-                            "delete it or start without resuming")
-    for path, field_name in ((weights, "weights_sha256"), (state, "state_sha256")):
-        if not path.is_file() or file_sha256(path) != manifest.get(field_name):
-            raise TrainingError(f"{path}: checkpoint file is missing or does not match {manifest_path} "
-                                "(written by another epoch, or changed); refusing to resume from it")
-    meta = json.loads(state.read_text())
-    with safe_open(str(weights), framework="pt") as fh:
-        weights_token = (fh.metadata() or {}).get("token")
-    if not (weights_token == meta.get("token") == manifest.get("token")):
-        raise TrainingError(f"{folder}: weights and state come from different epochs; refusing to resume")
-    return load_file(str(weights)), meta
-
-
 @dataclass
 class _LoopState:
     """What the loop carries from epoch to epoch (and what a checkpoint restores)."""
@@ -224,7 +123,7 @@ def _restore(ckpt_dir: Path, key: str | None, model: nn.Module, opt: torch.optim
     tensors, meta = loaded
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state.best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
-    _unflatten_optimizer(opt, tensors, meta["optimizer"])
+    unflatten_optimizer(opt, tensors, meta["optimizer"])
     torch.set_rng_state(tensors["rng.cpu"])
     gen.set_state(tensors["rng.shuffle"])
     state.start_epoch, state.bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
