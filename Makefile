@@ -53,7 +53,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 lint: $(STAMP)
-	$(BIN)/ruff check vae_anomaly pipelines tests benchmarks
+	$(BIN)/ruff check vae_anomaly tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -58,7 +58,7 @@ def prefect_server():
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from prefect.testing.utilities import prefect_test_harness
 
-    import pipelines  # noqa: F401  (sets Prefect's environment defaults)
+    import vae_anomaly.flows  # noqa: F401  (sets Prefect's environment defaults)
 
     with prefect_test_harness(server_startup_timeout=180):
         yield

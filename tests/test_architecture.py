@@ -73,7 +73,7 @@ def test_every_flag_in_the_package_comes_from_scoring_flag():
     root = Path(__file__).resolve().parents[1]
     copy = re.compile(r"[<>]=?\s*(?:\w+\.)*threshold_?\b(?!\s*[=(])")
     found = [f"{p.relative_to(root)}:{i}: {line.strip()}"
-             for folder in ("vae_anomaly", "pipelines") for p in sorted((root / folder).rglob("*.py"))
+             for folder in ("vae_anomaly",) for p in sorted((root / folder).rglob("*.py"))
              for i, line in enumerate(p.read_text().splitlines(), 1)
              if copy.search(line.split("#")[0]) and "drift" not in line and "def flag" not in line]
     flag_body = [f for f in found if f.startswith("vae_anomaly/scoring.py")]
@@ -269,7 +269,7 @@ def test_evaluate_and_register_model_name_one_thing_each():
 
     root = Path(__file__).resolve().parents[1]
     defs: dict[str, list[str]] = {}
-    for folder in ("vae_anomaly", "pipelines"):
+    for folder in ("vae_anomaly",):
         for path in (root / folder).rglob("*.py"):
             for node in ast.parse(path.read_text()).body:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -280,3 +280,41 @@ def test_evaluate_and_register_model_name_one_thing_each():
     from vae_anomaly.jobs import synthesize
 
     assert callable(jobs.validation_metrics) and callable(synthesize.synthesis_metrics)
+
+
+# --------------------------------------------------------------------------- one top-level package
+def test_the_distribution_installs_only_the_vae_anomaly_package():
+    """A wheel of this project puts one name on a user's sys.path: a top-level ``pipelines`` (the old home of
+    the flows) would shadow or be shadowed by any other package of that name."""
+    import tomllib
+    from pathlib import Path
+
+    from setuptools import find_packages
+
+    root = Path(__file__).resolve().parents[1]
+    find = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(where=str(root), include=find["include"], exclude=find.get("exclude", ()))
+    assert {p.split(".")[0] for p in packages} == {"vae_anomaly"}, packages
+    assert "vae_anomaly.flows" in packages and "vae_anomaly.jobs" in packages
+    assert not (root / "pipelines").exists()
+
+
+def test_only_the_flows_import_prefect_and_importing_the_package_does_not():
+    """``vae_anomaly.flows`` is the one prefect importer; ``import vae_anomaly`` loads neither it nor prefect."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    importers = set()
+    for path in (root / "vae_anomaly").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(n == "prefect" or n.startswith(("prefect.", "prefect_")) for n in names):
+                importers.add(path.relative_to(root).parts[:2])
+    assert importers == {("vae_anomaly", "flows")}, importers
+    code = "import sys, vae_anomaly; print(sorted(m for m in sys.modules if m.startswith(('prefect', 'vae_anomaly.flows'))))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stdout

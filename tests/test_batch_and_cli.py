@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.deployments import load_flows_file
 from tests.conftest import DATA, ROOT
 from vae_anomaly import VAEDetector
 from vae_anomaly.errors import ConfigError, DataError, SchemaError
 from vae_anomaly.file_scoring import score_drift, score_file
+from vae_anomaly.flows.deployments import load_flows_file
 
 BIN = Path(sys.executable).parent
 

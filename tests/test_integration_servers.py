@@ -43,8 +43,8 @@ def mlflow_server(tmp_path):
 def test_train_register_promote_score_against_mlflow_server(mlflow_server, tmp_path, monkeypatch):
     import mlflow
 
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
     from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
 
     work = tmp_path / "client"
@@ -58,7 +58,7 @@ def test_train_register_promote_score_against_mlflow_server(mlflow_server, tmp_p
     client = mlflow.MlflowClient(mlflow_server)
     assert str(client.get_model_version_by_alias("served", "champion").version) == res["version"]
     # The Prefect link artifact points at the run's page in the server's UI.
-    from pipelines._runtime import mlflow_run_url
+    from vae_anomaly.flows._runtime import mlflow_run_url
 
     exp_id = client.get_run(res["run_id"]).info.experiment_id
     assert mlflow_run_url(res["run_id"]) == f"{mlflow_server}/#/experiments/{exp_id}/runs/{res['run_id']}"

@@ -19,8 +19,8 @@ CANCER = DATA / "breast_cancer.csv"
 
 
 def _train_and_score(tmp_path, fmt="parquet"):
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
     from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
 
     frame = pd.read_csv(CANCER)

@@ -24,8 +24,8 @@ def train_config(**kw):
 def test_train_register_promote_then_score_by_alias(mlflow_store):
     import mlflow
 
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
 
     res = train_flow(train_config())
     assert res["version"] == "1" and res["promoted"] and res["metrics"]["val_auroc"] > 0.85
@@ -73,8 +73,8 @@ def test_train_register_promote_then_score_by_alias(mlflow_store):
 
 
 def test_score_refuses_a_different_schema_and_writes_nothing(mlflow_store, tmp_path):
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
 
     train_flow(train_config(detector={"epochs": 3}))
     frame = pd.read_csv(CANCER).drop(columns=["diagnosis"])
@@ -89,8 +89,8 @@ def test_score_refuses_a_different_schema_and_writes_nothing(mlflow_store, tmp_p
 
 
 def test_bad_data_fails_clearly_without_retries(mlflow_store, tmp_path):
-    from pipelines.train import train_flow
     from vae_anomaly.errors import DataError
+    from vae_anomaly.flows.train import train_flow
 
     p = tmp_path / "bad.csv"
     p.write_text("a,b,label\n1,2,0\n3,,1\n")
@@ -99,7 +99,7 @@ def test_bad_data_fails_clearly_without_retries(mlflow_store, tmp_path):
 
 
 def test_tracking_server_down_retries_then_clear_error(tmp_path, monkeypatch):
-    import pipelines.train as train_mod
+    import vae_anomaly.flows.train as train_mod
     from tests.conftest import free_port
     from vae_anomaly import tracking
 
@@ -126,9 +126,9 @@ def test_tracking_server_down_retries_then_clear_error(tmp_path, monkeypatch):
 def test_flows_yaml_work_pool_and_prefect_keys(tmp_path):
     """flows.yaml doubles as a prefect.yaml: its project keys and a deployment's work_pool are read, and a
     malformed work_pool is refused naming the entry and field (not silently ignored)."""
-    from pipelines.deployments import load_flows_file
     from tests.conftest import ROOT
     from vae_anomaly.errors import ConfigError
+    from vae_anomaly.flows.deployments import load_flows_file
 
     spec = load_flows_file(ROOT / "flows.yaml")
     assert spec.name == "vae-anomaly" and spec.prefect_version
@@ -190,8 +190,8 @@ def test_unwritable_artifact_location_fails_once_before_the_work(mlflow_store, u
     import mlflow
     from mlflow.entities import ViewType
 
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
 
     train_flow(train_config(detector={"epochs": 3}))  # the champion, in a writable experiment
     client = mlflow.MlflowClient()
@@ -221,9 +221,9 @@ def test_a_retried_task_reuses_its_mlflow_run(mlflow_store, monkeypatch):
     into the same run: one FINISHED run, the task ran twice."""
     import mlflow
 
-    import pipelines.score as score_mod
-    from pipelines.train import train_flow
+    import vae_anomaly.flows.score as score_mod
     from vae_anomaly import tracking
+    from vae_anomaly.flows.train import train_flow
     from vae_anomaly.tracking import runs as runs_mod
 
     train_flow(train_config(detector={"epochs": 3}))
@@ -252,9 +252,9 @@ def test_error_classification_for_retries():
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST
 
-    from pipelines._runtime import is_transient
     from vae_anomaly import tracking
     from vae_anomaly.errors import ConfigError, ModelError
+    from vae_anomaly.flows._runtime import is_transient
 
     def wrapped(exc):
         try:
@@ -280,9 +280,9 @@ def test_prefect_shows_progress_artifacts_and_names(mlflow_store):
     from prefect.client.schemas.filters import ArtifactFilter, LogFilter
     from prefect.logging.handlers import APILogWorker
 
-    import pipelines._runtime as runtime
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
+    import vae_anomaly.flows._runtime as runtime
+    from vae_anomaly.flows.score import score_flow
+    from vae_anomaly.flows.train import train_flow
 
     runtime.PROGRESS_SECONDS = 0.0  # every epoch: the run is short (the default is one line per 5 s)
     try:

@@ -58,7 +58,7 @@ def test_abandoned_runs_are_marked_failed(mlflow_store):
 
 @pytest.mark.slow
 def test_prefect_temporary_server_dies_with_its_parent(tmp_path):
-    code = ("import time, pipelines, pipelines._runtime as r; r.tie_temporary_servers_to_this_process();"
+    code = ("import time, vae_anomaly.flows._runtime as r; r.tie_temporary_servers_to_this_process();"
             "from prefect.server.api.server import SubprocessASGIServer as S; s = S(); s.start(timeout=120);"
             "print(s.server_process.pid, flush=True); time.sleep(600)")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}

@@ -458,7 +458,7 @@ def test_synthesize_judges_three_classes_without_a_sklearn_error(tmp_path):
 
 @pytest.mark.usefixtures("prefect_server")
 def test_synthesize_writes_its_output_last_so_a_late_failure_leaves_none(mlflow_store, monkeypatch):
-    from pipelines.synthesize import synthesize_flow
+    from vae_anomaly.flows.synthesize import synthesize_flow
     from vae_anomaly.jobs import synthesize as synth_job
 
     _three_classes().to_csv(mlflow_store / "three.csv", index=False)

@@ -139,9 +139,9 @@ def test_dead_tracking_server_fails_in_seconds_with_one_line(monkeypatch, tmp_pa
 
 
 def test_unknown_model_is_a_user_error_and_not_retried(mlflow_store):
-    from pipelines._runtime import retry_server_errors_only
     from vae_anomaly import tracking
     from vae_anomaly.errors import TrackingError
+    from vae_anomaly.flows._runtime import retry_server_errors_only
 
     tracking.client().create_registered_model("known")
     for ref, fragment in [("nosuch", "registered model 'nosuch' does not exist"),

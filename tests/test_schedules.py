@@ -7,7 +7,6 @@ tests share one real server subprocess (``prefect_api_server`` in conftest.py).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -111,8 +110,8 @@ def test_interval_schedule_fires_on_its_own_and_the_run_completes(prefect_api_se
 def test_flows_yaml_deploys_with_prefects_own_cli(prefect_api_server, tmp_path):
     """flows.yaml is a valid prefect.yaml: `prefect deploy --prefect-file flows.yaml --all` registers every
     entry on its work pool with the same schedule, parameters and pause state that `vae-anomaly serve` reads."""
-    from pipelines.deployments import load_flows_file
     from tests.conftest import ROOT
+    from vae_anomaly.flows.deployments import load_flows_file
 
     spec = load_flows_file(ROOT / "flows.yaml")  # our own reader accepts the same file
     env = {**prefect_api_server.env, "PREFECT_HOME": str(tmp_path / "client-home")}
@@ -159,9 +158,9 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
     from prefect.events.worker import EventsWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from pipelines.score import DRIFT_EVENT, score_flow
-    from pipelines.train import train_flow
-    from tests.conftest import DATA, ROOT
+    from tests.conftest import DATA
+    from vae_anomaly.flows.score import DRIFT_EVENT, score_flow
+    from vae_anomaly.flows.train import train_flow
     from vae_anomaly.jobs import ScoreJobConfig, TrainJobConfig
 
     monkeypatch.chdir(tmp_path)
@@ -179,11 +178,11 @@ def test_drifted_batch_emits_an_event_and_the_trigger_retrains(prefect_api_serve
 
     project = tmp_path / "project"
     project.mkdir()
-    shutil.copytree(ROOT / "pipelines", project / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    # A module entrypoint, as in the shipped flows.yaml: the served run imports the installed package's flow.
     (project / "flows.yaml").write_text(
         "deployments:\n"
         "  - name: retrain-on-drift\n"
-        "    entrypoint: pipelines/train.py:train_flow\n"
+        "    entrypoint: vae_anomaly.flows.train.train_flow\n"
         f"    parameters: {{config: {json.dumps(config)}}}\n"
         "    triggers:\n"
         f"      - {{type: event, expect: [{DRIFT_EVENT}], match: {{prefect.resource.id: vae-anomaly.model.drifty}}}}\n")

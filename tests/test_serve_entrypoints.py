@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.deployments import defines_flow, load_flows_file
 from tests.conftest import free_port
 from vae_anomaly.errors import ConfigError
+from vae_anomaly.flows.deployments import defines_flow, load_flows_file
 
 BIN = Path(sys.executable).parent
 # A module that announces it ran: importing it writes a file beside it.
@@ -45,6 +45,29 @@ def test_entrypoint_outside_the_project_is_refused_without_running_it(tmp_path, 
         assert res.returncode == 2, res.stderr
         assert "outside the project folder" in res.stderr and "'entrypoint'" in res.stderr
         assert not (tmp_path / "ran-outside").exists(), "the module outside the project was imported"
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "serve"])
+def test_a_module_entrypoint_other_than_the_projects_flows_is_refused_without_importing_it(tmp_path, check):
+    """Module paths (Prefect's no-colon form) name only ``vae_anomaly.flows.<module>.<flow>``: a module importable
+    from the working directory (or anywhere on sys.path) is outside the project, and is never imported."""
+    flows = project_with(tmp_path, "loud.job")
+    (flows.parent / "loud.py").write_text(FLOW.format(marker="ran"))
+    for entrypoint in ("loud.job", "vae_anomaly.flows_evil.train.train_flow", "vae_anomaly.flows.sub.loud.job"):
+        flows = project_with(tmp_path, entrypoint)
+        res = serve_cli(flows, *(["--check"] if check else []))
+        assert res.returncode == 2, res.stderr
+        assert "is outside the project" in res.stderr and "'entrypoint'" in res.stderr, res.stderr
+        assert not (flows.parent / "ran").exists(), "serve imported a module outside the project's flows"
+
+
+def test_a_module_entrypoint_in_the_flows_package_must_be_a_flow(tmp_path):
+    with pytest.raises(ConfigError, match="defines no flow 'data_task'"):
+        load_flows_file(project_with(tmp_path, "vae_anomaly.flows._runtime.data_task"))
+    with pytest.raises(ConfigError, match="nothing.py does not exist"):
+        load_flows_file(project_with(tmp_path, "vae_anomaly.flows.nothing.train_flow"))
+    spec = load_flows_file(project_with(tmp_path, "vae_anomaly.flows.train.train_flow"))
+    assert spec.deployments[0].entrypoint == "vae_anomaly.flows.train.train_flow"
 
 
 def test_a_symlink_out_of_the_project_is_outside_too(tmp_path):
@@ -90,7 +113,7 @@ def test_what_counts_as_a_flow():
         "from prefect import flow\n@flow\ndef g(): ...",  # the flow has another name
         "from prefect import flow\n@flow\ndef f(): ...\ndef f(): ...",  # rebound to a plain function
         "from prefect import flow\nif True:\n    @flow\n    def f(): ...",  # not at top level
-        "from pipelines.train import train_flow as f",  # a re-export: its module would have to run
+        "from vae_anomaly.flows.train import train_flow as f",  # a re-export: its module would have to run
     ]
     for src in yes:
         assert defines_flow(ast.parse(src), "f"), src
@@ -101,4 +124,7 @@ def test_what_counts_as_a_flow():
 def test_the_shipped_flows_yaml_passes():
     from tests.conftest import ROOT
 
-    assert len(load_flows_file(ROOT / "flows.yaml").deployments) == 4
+    spec = load_flows_file(ROOT / "flows.yaml")
+    assert len(spec.deployments) == 4
+    # Module paths: an installed wheel serves and deploys them without a checkout of the flow files.
+    assert all(d.entrypoint.startswith("vae_anomaly.flows.") and ":" not in d.entrypoint for d in spec.deployments)

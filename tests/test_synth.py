@@ -124,7 +124,7 @@ def test_filters_reject_copies_and_errors(mixed):
 def test_synthesize_flow_end_to_end(mlflow_store):
     import mlflow
 
-    from pipelines.synthesize import synthesize_flow
+    from vae_anomaly.flows.synthesize import synthesize_flow
     from vae_anomaly.jobs.synthesize import SynthJobConfig
 
     out = mlflow_store / "balanced.parquet"

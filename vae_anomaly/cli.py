@@ -1,7 +1,7 @@
 """The ``vae-anomaly`` command line.
 
 Library commands import only what they use, so they start in about a second;
-flow commands reach into ``pipelines/`` lazily (the one place the library may).
+flow commands import ``vae_anomaly.flows`` (the only prefect importer) inside the command.
 Every error the user can cause ends as one paragraph on stderr and exit code 2.
 """
 
@@ -99,10 +99,9 @@ def train(
         from .errors import ConfigError
 
         raise ConfigError(f"--train-on must be 'all' or 'normal', not {train_on!r}")
-    from pipelines._runtime import tie_temporary_servers_to_this_process
-    from pipelines.train import train_flow
-
     from .detector import VAEDetector
+    from .flows._runtime import tie_temporary_servers_to_this_process
+    from .flows.train import train_flow
     from .jobs import TrainJobConfig
 
     det = _detector_options(model=model, epochs=_epochs(epochs), contamination=contamination,
@@ -173,8 +172,8 @@ def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | 
         # starts its server and the load task's retries wait out a failure that cannot pass.
         check_tracking()
         model_version_info(uri)
-    from pipelines._runtime import tie_temporary_servers_to_this_process
-    from pipelines.score import score_flow
+    from .flows._runtime import tie_temporary_servers_to_this_process
+    from .flows.score import score_flow
 
     cfg = ScoreJobConfig(model=model, input=str(input_path), output=str(output) if output else None,
                          keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite, dask=dask)
@@ -236,10 +235,9 @@ def demo(
     """The main job on embedded defaults: train on the sample table, register, batch-score it."""
     import os
 
-    from pipelines._runtime import tie_temporary_servers_to_this_process
-    from pipelines.score import score_flow
-    from pipelines.train import train_flow
-
+    from .flows._runtime import tie_temporary_servers_to_this_process
+    from .flows.score import score_flow
+    from .flows.train import train_flow
     from .jobs import ScoreJobConfig, TrainJobConfig
 
     tie_temporary_servers_to_this_process()
@@ -277,9 +275,8 @@ def synthesize(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="VAEOversampler option key=value.")] = None,  # noqa: UP045
 ) -> None:
     """Run the synthesize flow: balance classes with CVAE samples and judge them against SMOTE."""
-    from pipelines._runtime import tie_temporary_servers_to_this_process
-    from pipelines.synthesize import synthesize_flow
-
+    from .flows._runtime import tie_temporary_servers_to_this_process
+    from .flows.synthesize import synthesize_flow
     from .jobs.synthesize import SynthJobConfig
     from .oversampler import VAEOversampler
 
@@ -419,7 +416,7 @@ def serve(
     """Serve the flows.yaml deployments with their schedules (schedules need a real Prefect server)."""
     import os
 
-    from pipelines.deployments import load_flows_file
+    from .flows.deployments import load_flows_file
 
     spec = load_flows_file(file)
     if check:
@@ -427,7 +424,7 @@ def serve(
         return
     proc = None
     if start_server:
-        from pipelines.serve import start_prefect_server
+        from .flows.serve import start_prefect_server
 
         proc, url = start_prefect_server(port)
         os.environ["PREFECT_API_URL"] = url
@@ -436,7 +433,7 @@ def serve(
         typer.echo("note: Prefect's ephemeral mode runs flows but not schedules; use --start-server "
                    "or set PREFECT_API_URL to a running `prefect server`.", err=True)
     try:
-        from pipelines.serve import serve_flows_file
+        from .flows.serve import serve_flows_file
 
         serve_flows_file(file)
     finally:

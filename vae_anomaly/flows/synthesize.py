@@ -6,9 +6,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from pipelines import _runtime
 from vae_anomaly.jobs import synthesize as synth_job
 from vae_anomaly.jobs.synthesize import SynthJobConfig
+
+from . import _runtime
 
 
 @_runtime.tracking_task

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipelines.deployments import DeploymentSpec, check_entrypoint, load_flows_file
 from vae_anomaly.errors import ConfigError
+
+from .deployments import DeploymentSpec, check_entrypoint, is_module_entrypoint, load_flows_file
 
 
 def build_deployment(spec: DeploymentSpec, root: Path) -> Any:
@@ -15,13 +16,20 @@ def build_deployment(spec: DeploymentSpec, root: Path) -> Any:
 
     # Checked again here (load_flows_file did it): nothing outside the project, nothing but a flow, is imported.
     target = check_entrypoint(spec, root)
-    func = spec.entrypoint.rsplit(":", 1)[1]
+    module_path = is_module_entrypoint(spec.entrypoint)
+    # A module path is imported as the installed package (a wheel needs no checkout); a file path as that file.
+    load_from = spec.entrypoint if module_path else f"{target}:{spec.entrypoint.rsplit(':', 1)[1]}"
     try:
-        flow = load_flow_from_entrypoint(f"{target}:{func}", use_placeholder_flow=False)
+        flow = load_flow_from_entrypoint(load_from, use_placeholder_flow=False)
     except Exception as exc:
         raise ConfigError(f"deployment {spec.name!r}, field 'entrypoint': cannot load {spec.entrypoint}: {exc}") from exc
     kwargs: dict[str, Any] = {"name": spec.name, "parameters": spec.parameters, "tags": spec.tags,
                               "description": spec.description, "paused": spec.paused}
+    if module_path:
+        from prefect.deployments.runner import EntrypointType
+
+        # The served runs import vae_anomaly.flows.<module> too, not a file path relative to the working directory.
+        kwargs["entrypoint_type"] = EntrypointType.MODULE_PATH
     if spec.schedule is not None:
         from prefect.schedules import Cron, Interval
 
@@ -62,7 +70,7 @@ def start_prefect_server(port: int, timeout: float = 120.0):  # noqa: ANN201 - (
     import time
     import urllib.request
 
-    from pipelines._runtime import _die_with_parent
+    from ._runtime import _die_with_parent
 
     with socket.socket() as probe:
         try:

@@ -1,4 +1,8 @@
-"""Prefect flows: the only code that imports prefect. Each task is a thin call into ``vae_anomaly``."""
+"""Prefect flows: the only code that imports prefect. Each task is a thin call into the library (``jobs``).
+
+Nothing outside this package imports it at module level: ``import vae_anomaly`` and ``vae-anomaly --help``
+stay free of prefect (the CLI imports a flow module inside the command that runs it).
+"""
 
 import os
 

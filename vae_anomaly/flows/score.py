@@ -7,9 +7,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from pipelines import _runtime
 from vae_anomaly import jobs
 from vae_anomaly.jobs import ScoreJobConfig
+
+from . import _runtime
 
 
 @_runtime.tracking_task

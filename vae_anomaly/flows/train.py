@@ -8,10 +8,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from pipelines import _runtime
 from vae_anomaly import jobs
 from vae_anomaly.jobs import TrainingData, TrainJobConfig
 from vae_anomaly.jobs.train import train_summary_markdown
+
+from . import _runtime
 
 
 @_runtime.tracking_task

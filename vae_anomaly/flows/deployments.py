@@ -15,6 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vae_anomaly.errors import ConfigError
 
 ENTRYPOINT = re.compile(r"^[\w./-]+\.py:[A-Za-z_]\w*$")
+# Prefect's module-path form (no colon): the flows of this package, importable wherever the wheel is installed.
+MODULE_ENTRYPOINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+FLOWS_PACKAGE = __name__.rsplit(".", 1)[0]  # vae_anomaly.flows
+FLOWS_DIR = Path(__file__).resolve().parent
+
+
+def is_module_entrypoint(entrypoint: str) -> bool:
+    """``vae_anomaly.flows.train.train_flow`` (Prefect imports the module) rather than ``path/file.py:flow``."""
+    return bool(MODULE_ENTRYPOINT.match(entrypoint))
 
 
 class ScheduleSpec(BaseModel):
@@ -93,8 +102,9 @@ class DeploymentSpec(BaseModel):
     @field_validator("entrypoint")
     @classmethod
     def entrypoint_shape(cls, v: str) -> str:
-        if not ENTRYPOINT.match(v):
-            raise ValueError(f"{v!r} is not of the form 'path/to/file.py:flow_function'")
+        if not ENTRYPOINT.match(v) and not is_module_entrypoint(v):
+            raise ValueError(f"{v!r} is not of the form 'path/to/file.py:flow_function' or "
+                             f"'{FLOWS_PACKAGE}.module.flow_function'")
         return v
 
     @model_validator(mode="after")
@@ -118,7 +128,7 @@ class DeploymentSpec(BaseModel):
 
 def flow_config_class(entrypoint: str) -> type[BaseModel] | None:
     """The pydantic config of one of this project's flows, by its entrypoint's function name."""
-    func = entrypoint.rsplit(":", 1)[-1]
+    func = entrypoint.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
     if func == "train_flow":
         from vae_anomaly.jobs.train import TrainJobConfig
 
@@ -183,12 +193,22 @@ def load_flows_file(path: str | Path) -> FlowsFile:
 
 def check_entrypoint(spec: DeploymentSpec, project: Path, where: str = "flows.yaml") -> Path:
     """The entrypoint's file, once it is known to lie inside ``project`` (the folder of flows.yaml, symlinks
-    resolved) and to define the named function as a Prefect flow -- read with ``ast``, never imported, so
-    ``serve --check`` and ``serve`` run no code from a file that is not a flow of this project."""
-    file, func = spec.entrypoint.rsplit(":", 1)
+    resolved) -- or, for a module path, to be a module of this package's flows -- and to define the named
+    function as a Prefect flow -- read with ``ast``, never imported, so ``serve --check`` and ``serve`` run
+    no code from a file that is not a flow of this project."""
     prefix = f"{where}: deployment {spec.name!r}, field 'entrypoint'"
-    root = project.resolve()
-    target = (project / file).resolve()
+    if is_module_entrypoint(spec.entrypoint):
+        module, func = spec.entrypoint.rsplit(".", 1)
+        package, _, name = module.rpartition(".")
+        if package != FLOWS_PACKAGE:
+            raise ConfigError(f"{prefix}: {module} is outside the project: a module entrypoint must be one of this "
+                              f"project's flows ({FLOWS_PACKAGE}.<module>.<flow>); other code goes in a file under the "
+                              "folder that holds the deployments file")
+        file, root = f"{name}.py", FLOWS_DIR
+    else:
+        file, func = spec.entrypoint.rsplit(":", 1)
+        root = project.resolve()
+    target = (root / file).resolve()
     if Path(file).is_absolute() or not target.is_relative_to(root):
         raise ConfigError(f"{prefix}: {file} is outside the project folder {root}: entrypoints must be files under "
                           "the folder that holds the deployments file")
