@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from vae_anomaly import plots
-from vae_anomaly.generative import GenerativeModel, as_unit_images, psnr, ssim
+from vae_anomaly.generative import GenerativeModel
+from vae_anomaly.image_metrics import as_unit_images, psnr, ssim
 from vae_anomaly.trainer import corrupt
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,8 @@ def test_unknown_and_invalid_options_are_named():
 
 
 def test_decode_refuses_malformed_code_files(tmp_path, digits):
-    from vae_anomaly.generative import GenerativeModel, load_codes, save_codes
+    from vae_anomaly.codes import load_codes, save_codes
+    from vae_anomaly.generative import GenerativeModel
 
     X = digits[0][:200]
     gm = GenerativeModel.fit(X, kind="vqvae", epochs=1)

@@ -293,6 +293,15 @@ def synthesize(
     _print_json(synthesize_flow(cfg))
 
 
+def _generative_model(model_dir: Path, output: Path, kind: str):  # noqa: ANN202
+    """The saved model of a generate/denoise/encode/decode command, once its output path is checked."""
+    from .generative import GenerativeModel
+    from .outputs import check_output
+
+    check_output(output, kind)
+    return GenerativeModel.load(model_dir)
+
+
 @app.command()
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="A saved model folder (fit, or a VAEDetector).")],
@@ -302,11 +311,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Sample images or rows from a trained model (per class for a CVAE, code prior for a VQ-VAE)."""
-    from .generative import GenerativeModel
-    from .outputs import check_output, write_rows_or_images
+    from .outputs import write_rows_or_images
 
-    check_output(output, "rows_or_images")
-    gm = GenerativeModel.load(model_dir)
+    gm = _generative_model(model_dir, output, "rows_or_images")
     write_rows_or_images(gm.generate(n, cls, seed), output)
     _print_json({"output": str(output), "n": n, "class": cls})
 
@@ -322,11 +329,10 @@ def denoise(
 ) -> None:
     """Clean a data set with a denoising model; with --evaluate, report PSNR/SSIM noisy vs denoised."""
     from .data import load_dataset
-    from .generative import GenerativeModel, denoise_report
-    from .outputs import check_output, write_rows_or_images
+    from .generative_reports import denoise_report
+    from .outputs import write_rows_or_images
 
-    check_output(output, "images")
-    gm = GenerativeModel.load(model_dir)
+    gm = _generative_model(model_dir, output, "images")
     ds = load_dataset(data)
     if ds.kind != "image":
         from .errors import DataError
@@ -345,11 +351,9 @@ def encode(
 ) -> None:
     """Compress data to latent codes (float16 latents, or bit-packed VQ indices); report ratio and error."""
     from .data import load_dataset
-    from .generative import GenerativeModel, encode_report
-    from .outputs import check_output
+    from .generative_reports import encode_report
 
-    check_output(output, "codes")
-    gm = GenerativeModel.load(model_dir)
+    gm = _generative_model(model_dir, output, "codes")
     _print_json(encode_report(gm, load_dataset(data).X, output))
 
 
@@ -360,11 +364,10 @@ def decode(
     output: Annotated[Path, typer.Option("--output", "-o", help=".npz/.png or .csv/.parquet")] = Path("decoded.npz"),
 ) -> None:
     """Reconstruct data from a code file; refuses codes made by another model."""
-    from .generative import GenerativeModel, load_codes
-    from .outputs import check_output, write_rows_or_images
+    from .codes import load_codes
+    from .outputs import write_rows_or_images
 
-    check_output(output, "rows_or_images")
-    gm = GenerativeModel.load(model_dir)
+    gm = _generative_model(model_dir, output, "rows_or_images")
     out = gm.decode(load_codes(codes, gm))
     write_rows_or_images(out, output)
     _print_json({"output": str(output), "rows": int(len(out))})

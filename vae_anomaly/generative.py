@@ -4,27 +4,22 @@
 names for a CVAE). It loads any saved model folder -- a VAEDetector's too --
 and offers ``generate``, ``reconstruct``/``denoise``, ``encode``/``decode``.
 
-Code files (``encode``) are ``.npz`` with a format version and the model's
-weights hash: decoding with another model is refused instead of returning noise.
-VQ-VAE code indices are bit-packed to ceil(log2(codebook size)) bits each.
+The code-file format lives in :mod:`vae_anomaly.codes`, PSNR/SSIM in
+:mod:`vae_anomaly.image_metrics`, and what the ``encode``/``denoise`` commands
+report in :mod:`vae_anomaly.generative_reports`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
 from .data.transform import ImageScaler, TabularTransformer, transformer_from_dict
 from .errors import ConfigError, DataError, ModelError
 
-CODES_FORMAT = 1
-NOISE_KINDS = ("gaussian", "salt_pepper", "mask")
 # Generated samples held in memory at once; past this a request is refused, not attempted.
 GENERATE_BUDGET_BYTES = 1 << 30
 
@@ -208,152 +203,18 @@ class GenerativeModel:
         return self.encode(X)
 
 
-# ------------------------------------------------------------ code files
-def bits_for(codebook_size: int) -> int:
-    return max(1, math.ceil(math.log2(codebook_size)))
+# Names that lived here before the code-file format, the image metrics and the command reports got their
+# own modules; ``from vae_anomaly.generative import psnr`` keeps working (imported on first use, since
+# those modules import this one).
+_MOVED = {"CODES_FORMAT": "codes", "bits_for": "codes", "pack_codes": "codes", "unpack_codes": "codes",
+          "save_codes": "codes", "load_codes": "codes", "psnr": "image_metrics", "ssim": "image_metrics",
+          "as_unit_images": "image_metrics", "encode_report": "generative_reports",
+          "denoise_report": "generative_reports", "NOISE_KINDS": "generative_reports"}
 
 
-def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
-    flat = codes.astype(np.uint64).ravel()
-    bitmat = ((flat[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
-    return np.packbits(bitmat.ravel())
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-
-def unpack_codes(packed: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
-    count = int(np.prod(shape)) * bits
-    bitmat = np.unpackbits(packed, count=count).reshape(-1, bits).astype(np.int64)
-    return (bitmat << np.arange(bits)).sum(1).reshape(shape)
-
-
-def save_codes(path: str | Path, gm: GenerativeModel, codes: np.ndarray) -> dict[str, Any]:
-    """Write a code file atomically; returns its header (sizes included)."""
-    header: dict[str, Any] = {"format": CODES_FORMAT, "model_sha256": gm.fingerprint, "n": int(len(codes)),
-                              "shape": list(codes.shape)}
-    if gm.is_vq:
-        bits = bits_for(gm.model.config.codebook_size)
-        payload = pack_codes(codes, bits)
-        header.update(kind="vq", bits=bits)
-    else:
-        payload = codes.astype(np.float16)
-        header.update(kind="gaussian", dtype="float16")
-    with atomic_path(path, suffix=".tmp.npz") as tmp:
-        np.savez(tmp, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), payload=payload)
-    header["payload_bytes"] = int(payload.nbytes)
-    return header
-
-
-def load_codes(path: str | Path, gm: GenerativeModel) -> np.ndarray:
-    """Read a code file, checking every header field against the payload before decoding anything."""
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            header = json.loads(bytes(npz["header"]).decode())
-            payload = npz["payload"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise DataError(f"not a readable vae-anomaly code file (truncated or another format): {exc}", file=path) from exc
-    if not isinstance(header, dict):
-        raise DataError("code file header is not an object", file=path)
-    if header.get("format") != CODES_FORMAT:
-        raise DataError(f"code file format {header.get('format')} is not supported (expected {CODES_FORMAT})", file=path)
-    if header.get("model_sha256") != gm.fingerprint:
-        raise ModelError(f"{path} was encoded by model {str(header.get('model_sha256'))[:12]}..., not by this model "
-                         f"({gm.fingerprint[:12]}...): decode with the model that encoded it")
-    shape = header.get("shape")
-    if not (isinstance(shape, list) and shape and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                       for s in shape)):
-        raise DataError(f"code file header: shape {shape!r} is not a list of sizes", file=path)
-    if header.get("n") != shape[0]:
-        raise DataError(f"code file header: n={header.get('n')!r} but the codes hold {shape[0]} rows", file=path)
-    count = math.prod(shape)
-    if header.get("kind") == "vq":
-        bits = header.get("bits")
-        if bits != bits_for(gm.model.config.codebook_size):
-            raise DataError(f"code file header: {bits!r} bits per code, but this model's codebook needs "
-                            f"{bits_for(gm.model.config.codebook_size)}", file=path)
-        if payload.dtype != np.uint8 or payload.ndim != 1 or len(payload) != math.ceil(count * bits / 8):
-            raise DataError(f"code file payload holds {payload.size} bytes; the header's shape {shape} needs "
-                            f"{math.ceil(count * bits / 8)}", file=path)
-        codes = unpack_codes(payload, bits, tuple(shape))
-        if codes.max(initial=0) >= gm.model.config.codebook_size:
-            raise DataError("code file holds code indices beyond this model's codebook", file=path)
-        return codes
-    if header.get("kind") != "gaussian":
-        raise DataError(f"code file header: unknown kind {header.get('kind')!r}", file=path)
-    if tuple(shape[1:]) != (gm.model.latent_dim,) or payload.shape != tuple(shape):
-        raise DataError(f"code file: payload shaped {payload.shape}, header says {shape}, this model's latent "
-                        f"has {gm.model.latent_dim} dimensions", file=path)
-    return payload.astype(np.float32)
-
-
-def encode_report(gm: GenerativeModel, X: Any, output: str | Path) -> dict[str, Any]:
-    """Encode ``X`` to a code file and measure it: size, compression ratio, reconstruction error.
-
-    The error is measured on what was written (decoded from the file), not on codes kept in memory.
-    """
-    from .outputs import check_output
-
-    check_output(output, "codes")
-    codes = gm.encode(X)
-    header = save_codes(output, gm, codes)
-    recon = gm.decode(load_codes(output, gm))
-    raw_bytes = int(X.memory_usage(index=False).sum()) if hasattr(X, "memory_usage") else int(np.asarray(X).nbytes)
-    x = gm.preprocessor.transform(X)
-    r = gm.preprocessor.transform(recon)
-    return {"output": str(output), "rows": int(len(codes)), "code_kind": header["kind"],
-            "bits_per_row": header.get("bits", 16) * int(np.prod(codes.shape[1:])),
-            "raw_bytes": raw_bytes, "code_bytes": header["payload_bytes"],
-            "compression_ratio": raw_bytes / max(1, header["payload_bytes"]),
-            "reconstruction_mse": float(np.mean((x - r) ** 2))}
-
-
-def denoise_report(gm: GenerativeModel, images: Any, *, evaluate: str | None = None, level: float = 0.3
-                   ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Denoised images (unit scale) and, with ``evaluate``, PSNR/SSIM of noisy vs denoised against ``images``."""
-    import torch
-
-    from .trainer import corrupt
-
-    if not gm.is_image:
-        raise ConfigError("denoise works on images with an image model")
-    if evaluate is not None and evaluate not in NOISE_KINDS:
-        raise ConfigError(f"--evaluate must be one of {', '.join(NOISE_KINDS)}, not {evaluate!r}")
-    if not 0 < level <= 1:
-        raise ConfigError(f"--level must lie in (0, 1], got {level}")
-    clean = as_unit_images(images, gm.preprocessor)
-    inp = clean
-    if evaluate:
-        inp = corrupt(torch.from_numpy(clean), evaluate, level, torch.Generator().manual_seed(0)).numpy()
-    den = as_unit_images(gm.reconstruct(inp), gm.preprocessor)
-    report: dict[str, Any] = {}
-    if evaluate:
-        report = {"noise": evaluate, "level": level, "psnr_noisy": psnr(clean, inp), "psnr_denoised": psnr(clean, den),
-                  "ssim_noisy": ssim(clean, inp), "ssim_denoised": ssim(clean, den)}
-    return den, report
-
-
-# ------------------------------------------------------------ image quality
-def psnr(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(clean, np.float64) - np.asarray(other, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
-
-
-def ssim(clean: np.ndarray, other: np.ndarray, data_range: float = 1.0) -> float:
-    """Mean SSIM over images (n, C, H, W) with a 7x7 uniform window (Wang et al. 2004 constants)."""
-    from scipy.ndimage import uniform_filter
-
-    a = np.asarray(clean, np.float64)
-    b = np.asarray(other, np.float64)
-    size = (1, 1, 7, 7) if a.ndim == 4 else 7
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = uniform_filter(a, size), uniform_filter(b, size)
-    va = uniform_filter(a * a, size) - mu_a**2
-    vb = uniform_filter(b * b, size) - mu_b**2
-    cov = uniform_filter(a * b, size) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
-    return float(s.mean())
-
-
-def as_unit_images(images: Any, pre: ImageScaler) -> np.ndarray:
-    return pre.transform(np.asarray(images)).astype(np.float32)
-
+        return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
