@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from . import defaults  # light: constants only
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Variational autoencoders for anomaly detection, synthetic data and generation.")
 
@@ -47,6 +49,9 @@ def info(
 
 
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+# `demo` runs this file's train and score jobs (nightly-train, hourly-score) in a scratch experiment.
+FLOWS_FILE = REPO_DATA.parent / "flows.yaml"
+DEMO_EXPERIMENT = "vae-anomaly-demo"
 
 
 def _parse_sets(pairs: list[str] | None, owner: type | None = None) -> dict[str, object]:
@@ -87,8 +92,8 @@ def train(
     id_column: IdOpt = None,
     labels_path: Annotated[Optional[Path], typer.Option("--labels", help="IDX label file.")] = None,  # noqa: UP045
     train_on: Annotated[str, typer.Option(help="'all' (unsupervised) or 'normal' (rows labelled normal).")] = "all",
-    model_name: Annotated[str, typer.Option(help="Registered model name.")] = "vae-anomaly",
-    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "vae-anomaly",
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = defaults.MODEL_NAME,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = defaults.EXPERIMENT,
     model: Annotated[str, typer.Option(help="'vae' or 'vqvae'.")] = "vae",
     epochs: Annotated[str, typer.Option(help="Epochs, or 'auto'.")] = "auto",
     contamination: Annotated[float, typer.Option(help="Expected share of anomalies.")] = 0.1,
@@ -117,11 +122,11 @@ def train(
 @app.command()
 def score(
     input_path: Annotated[Path, typer.Argument(help="Data to score (table file/folder, images).")],
-    model: Annotated[str, typer.Option(help="NAME (champion), NAME@alias, NAME/version or models:/ URI.")] = "vae-anomaly",
+    model: Annotated[str, typer.Option(help="NAME (champion), NAME@alias, NAME/version or models:/ URI.")] = defaults.MODEL_NAME,
     model_dir: Annotated[Optional[Path], typer.Option(help="Score with a saved detector folder instead (no MLflow, no Prefect).")] = None,  # noqa: UP045, E501
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help=".parquet or .csv")] = None,  # noqa: UP045
     keep: Annotated[Optional[list[str]], typer.Option(help="Column copied to the output, not scored (repeatable).")] = None,  # noqa: UP045
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = defaults.CHUNK_ROWS,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     dask: Annotated[Optional[str], typer.Option(help="Score on Dask: local, local:N or tcp://host:8786 "  # noqa: UP045
                                                 "(Parquet in, a folder of Parquet parts out).")] = None,
@@ -141,29 +146,16 @@ def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | 
 
     if output is not None and dask is None:
         check_output(output, "table")
-    if model_dir is not None and dask is not None:
-        from .dask_scoring import score_with_cluster
-        from .detector import VAEDetector
-        from .jobs import default_output
-        from .lineage import build_record
-
-        det = VAEDetector.load(model_dir)
-        out = output or Path(default_output(model_dir.name))
-        record = build_record(detector=det, input_path=input_path, model_ref=str(model_dir.resolve()))
-        _print_json(score_with_cluster(det, dask, input_path, out, keep_columns=keep or [], overwrite=overwrite,
-                                       chunk_rows=chunk_rows, lineage=record))
-        return
-    if model_dir is not None:
-        from .detector import VAEDetector
-        from .file_scoring import score_file
-        from .jobs import default_output
-
-        det = VAEDetector.load(model_dir)
-        out = output or Path(default_output(model_dir.name))
-        _print_json(score_file(det, input_path, out, keep_columns=keep or [], chunk_rows=chunk_rows,
-                               progress=sys.stderr.isatty(), overwrite=overwrite).to_dict())
-        return
     from .jobs import ScoreJobConfig
+
+    cfg = ScoreJobConfig(model=model, model_dir=str(model_dir) if model_dir is not None else None,
+                         input=str(input_path), output=str(output) if output else None, keep_columns=keep or [],
+                         chunk_rows=chunk_rows, overwrite=overwrite, dask=dask)
+    if model_dir is not None:  # the library job itself: no MLflow, no Prefect
+        from .jobs.score import run
+
+        _print_json(run(cfg, progress=sys.stderr.isatty()).summary)
+        return
     from .tracking import check_tracking, model_version_info, resolve_model_uri
 
     uri = resolve_model_uri(model)  # a malformed reference is refused before any server starts
@@ -175,8 +167,6 @@ def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | 
     from .flows._runtime import tie_temporary_servers_to_this_process
     from .flows.score import score_flow
 
-    cfg = ScoreJobConfig(model=model, input=str(input_path), output=str(output) if output else None,
-                         keep_columns=keep or [], chunk_rows=chunk_rows, overwrite=overwrite, dask=dask)
     tie_temporary_servers_to_this_process()
     _print_json(score_flow(cfg))
 
@@ -232,30 +222,26 @@ def fit(
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where mlflow.db, mlartifacts/ and outputs/ go.")] = Path("."),
 ) -> None:
-    """The main job on embedded defaults: train on the sample table, register, batch-score it."""
+    """The main job on embedded defaults: flows.yaml's nightly-train and hourly-score jobs on the sample table
+    (train, register, batch-score), in the experiment vae-anomaly-demo."""
     import os
 
     from .flows._runtime import tie_temporary_servers_to_this_process
+    from .flows.deployments import demo_configs
     from .flows.score import score_flow
     from .flows.train import train_flow
-    from .jobs import ScoreJobConfig, TrainJobConfig
 
+    train_cfg, score_cfg = demo_configs(FLOWS_FILE, DEMO_EXPERIMENT)
+    data = train_cfg.data
     tie_temporary_servers_to_this_process()
-    data = REPO_DATA / "breast_cancer.csv"
     workdir.mkdir(parents=True, exist_ok=True)
     os.chdir(workdir)
     typer.echo(f"training on {data} (malignant = anomaly; the model sees only benign rows)", err=True)
-    trained = train_flow(TrainJobConfig(
-        data=str(data), label_column="diagnosis", anomaly_label="malignant", id_column="patient_id",
-        train_on="normal", model_name="breast-cancer-vae", experiment="vae-anomaly-demo",
-        detector={"contamination": 0.05}))
-    # The demo scores the whole labelled table (37% malignant) with a model trained on benign rows: its score
-    # PSI against the training scores is ~0.5 by construction, not drift; flows.yaml's hourly-score uses 1.0 too.
-    scored = score_flow(ScoreJobConfig(model="breast-cancer-vae", input=str(data), experiment="vae-anomaly-demo",
-                                       keep_columns=["patient_id", "diagnosis"], drift_psi_threshold=1.0))
+    trained = train_flow(train_cfg)
+    scored = score_flow(score_cfg)
     m = trained["metrics"]
     typer.echo("")
-    typer.echo(f"registered model : breast-cancer-vae version {trained.get('version')} "
+    typer.echo(f"registered model : {train_cfg.model_name} version {trained.get('version')} "
                f"(champion: version {trained.get('champion_version')}; {trained.get('reason')})")
     typer.echo(f"validation       : AUROC {m.get('val_auroc', float('nan')):.3f}, AUPRC {m.get('val_auprc', float('nan')):.3f}, "
                f"F1 at threshold {m.get('val_f1', float('nan')):.3f}")

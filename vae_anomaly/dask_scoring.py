@@ -32,6 +32,7 @@ import pandas as pd
 from distributed import WorkerPlugin  # this module is imported only for distributed scoring
 
 from .atomic import pid_alive, replace_folder
+from .defaults import CHUNK_ROWS
 from .errors import ConfigError, DataError
 
 PLUGIN_NAME = "vae-anomaly-model"
@@ -396,7 +397,7 @@ def connect(spec: str) -> tuple[Any, Any]:
 
 
 def score_dataset(client: Any, model_dir: str | Path, source: str | Path, output: str | Path, *,
-                  keep_columns: Sequence[str] = (), overwrite: bool = False, chunk_rows: int = 100_000,
+                  keep_columns: Sequence[str] = (), overwrite: bool = False, chunk_rows: int = CHUNK_ROWS,
                   lineage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a Parquet dataset on ``client``'s cluster into the folder ``output`` (committed atomically).
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .defaults import CHUNK_ROWS
 from .errors import DataError, SchemaError
 
 RESERVOIR = 100_000
@@ -136,7 +137,7 @@ def output_format(path: str | Path) -> str:
 
 
 def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *, keep_columns: Sequence[str] = (),
-               chunk_rows: int = 100_000, progress: bool = False, overwrite: bool = False,
+               chunk_rows: int = CHUNK_ROWS, progress: bool = False, overwrite: bool = False,
                lineage: dict[str, Any] | None = None) -> ScoreSummary:
     """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically.
 

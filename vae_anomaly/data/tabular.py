@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..defaults import CHUNK_ROWS
 from ..errors import DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -165,7 +166,7 @@ def _decimals_as_floats(batch: Any) -> Any:
 def iter_table(
     path: str | Path,
     *,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = CHUNK_ROWS,
     columns: Sequence[str] | None = None,
     check_values: bool = True,
 ) -> Iterator[TableChunk]:

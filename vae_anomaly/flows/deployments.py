@@ -191,6 +191,30 @@ def load_flows_file(path: str | Path) -> FlowsFile:
     return spec
 
 
+def deployment_config(path: str | Path, name: str) -> BaseModel:
+    """The validated job config (``TrainJobConfig``, ``ScoreJobConfig``...) of deployment ``name`` in a deployments
+    file: ``vae-anomaly demo`` runs flows.yaml's own train and score jobs, not a copy of them."""
+    spec = load_flows_file(path)
+    found = next((d for d in spec.deployments if d.name == name), None)
+    config_class = flow_config_class(found.entrypoint) if found else None
+    if config_class is None:
+        raise ConfigError(f"{path}: no deployment {name!r} of this project's flows")
+    return config_class.model_validate(found.parameters.get("config") or {})
+
+
+def demo_configs(path: str | Path, experiment: str) -> tuple[BaseModel, BaseModel]:
+    """The train and score jobs of ``vae-anomaly demo``: the file's ``nightly-train`` and ``hourly-score``
+    configs, with their paths made absolute (they are relative to the file's folder; the demo runs elsewhere),
+    logged to ``experiment``, the score job using the model the train job registers."""
+    root = Path(path).resolve().parent
+    train = deployment_config(path, "nightly-train")
+    train = train.model_copy(update={"data": str((root / train.data).resolve()), "experiment": experiment})
+    score = deployment_config(path, "hourly-score")
+    score = score.model_copy(update={"input": str((root / score.input).resolve()), "model": train.model_name,
+                                     "experiment": experiment})
+    return train, score
+
+
 def check_entrypoint(spec: DeploymentSpec, project: Path, where: str = "flows.yaml") -> Path:
     """The entrypoint's file, once it is known to lie inside ``project`` (the folder of flows.yaml, symlinks
     resolved) -- or, for a module path, to be a module of this package's flows -- and to define the named

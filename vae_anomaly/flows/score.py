@@ -9,34 +9,19 @@ from prefect import flow, get_run_logger
 
 from vae_anomaly import jobs
 from vae_anomaly.jobs import ScoreJobConfig
+from vae_anomaly.jobs.score import LoadedModel
 
 from . import _runtime
 
 
 @_runtime.tracking_task
-def load_model(model: str) -> tuple[Any, str, dict[str, Any]]:
-    from vae_anomaly import tracking
-
-    detector, uri = tracking.load_detector(model)
-    return detector, uri, tracking.model_version_info(uri)
+def load_model(config: ScoreJobConfig) -> LoadedModel:
+    return jobs.score.load_model(config)
 
 
 @_runtime.data_task
-def score(detector: Any, config: ScoreJobConfig, output: str, uri: str, version: dict[str, Any]) -> dict[str, Any]:
-    from vae_anomaly import tracking
-    from vae_anomaly.file_scoring import score_file
-    from vae_anomaly.lineage import build_record
-
-    record = build_record(detector=detector, input_path=config.input, model_ref=uri, version_info=version,
-                          tracking_uri=tracking.tracking_uri(),
-                          flow_run_id=_runtime.flow_run_tags().get("prefect.flow_run_id"))
-    if config.dask:
-        from vae_anomaly.dask_scoring import score_with_cluster
-
-        return score_with_cluster(detector, config.dask, config.input, output, keep_columns=config.keep_columns,
-                                  overwrite=config.overwrite, chunk_rows=config.chunk_rows, lineage=record)
-    return score_file(detector, config.input, output, keep_columns=config.keep_columns,
-                      chunk_rows=config.chunk_rows, overwrite=config.overwrite, lineage=record).to_dict()
+def score(config: ScoreJobConfig, model: LoadedModel) -> jobs.ScoreResult:
+    return jobs.score.run(config, model=model, flow_run_id=_runtime.flow_run_tags().get("prefect.flow_run_id"))
 
 
 @_runtime.run_opening_task
@@ -107,14 +92,14 @@ def score_flow(config: ScoreJobConfig | None = None) -> dict[str, Any]:
     """Score a file with the registered champion model (or a given version); scores land atomically."""
     _runtime.quiet_user_error_tracebacks()
     config = config or ScoreJobConfig()
-    output = config.output or jobs.default_output(config.model)
     from vae_anomaly import tracking
 
-    detector, uri, version = load_model(config.model)
+    model = load_model(config)
+    uri, version = model.uri, model.version
     run_id = open_run(config, uri, version)
     try:
-        summary = score(detector, config, output, uri, version)
-        result = jobs.ScoreResult(summary, uri, version)
+        result = score(config, model)
+        summary = result.summary
         log_summary(run_id, result, config)
     except BaseException:
         with contextlib.suppress(Exception):  # never let a failure to record the failure hide its cause

@@ -51,24 +51,11 @@ def split(ds, config: TrainJobConfig) -> TrainingData:  # noqa: ANN001
 
 @_runtime.data_task
 def fit(data: TrainingData, config: TrainJobConfig, parent_run_id: str, checkpoint_dir: str) -> Any:
-    from vae_anomaly import tracking
-
-    child = tracking.start_run(config.experiment, run_name="fit", parent_run_id=parent_run_id,
-                               tags={"stage": "fit"})
-    try:
-        with tracking.SystemMetrics(child):
-            det = jobs.fit_detector(data, config, callbacks=(tracking.EpochLogger(child),
-                                                             _runtime.EpochProgress(get_run_logger())),
-                                    checkpoint_dir=checkpoint_dir)
-    except BaseException:
-        tracking.end_run(child, "FAILED")
-        raise
-    resumed = det.train_result_.resumed_from_epoch
-    if resumed is not None:
-        get_run_logger().info("resumed training after epoch %d from %s", resumed, checkpoint_dir)
-        tracking.set_tags(child, {"resumed_from_epoch": resumed})
-    tracking.log_metrics(child, {"samples_per_second": det.train_result_.samples_per_second})
-    tracking.end_run(child)
+    det = jobs.train.fit_in_child_run(data, config, parent_run_id, checkpoint_dir,
+                                      callbacks=(_runtime.EpochProgress(get_run_logger()),))
+    if det.train_result_.resumed_from_epoch is not None:
+        get_run_logger().info("resumed training after epoch %d from %s", det.train_result_.resumed_from_epoch,
+                              checkpoint_dir)
     r = det.train_result_
     get_run_logger().info("trained %d epochs in %.1f s (%.0f rows/s); kept epoch %d (loss %.4g)%s", r.epochs_run,
                           r.seconds, r.samples_per_second, r.best_epoch + 1, r.best_val_loss,

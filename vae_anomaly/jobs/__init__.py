@@ -2,7 +2,7 @@
 
 ``train`` (ingest -> split -> fit -> validation metrics -> log), ``promotion`` (register and move the
 champion alias), ``score`` (batch scoring with a registered model), ``synthesize`` (balance classes).
-``pipelines/`` wraps each step in a Prefect task; nothing here imports prefect.
+``vae_anomaly.flows`` wraps each step in a Prefect task; nothing here imports prefect.
 """
 
 from __future__ import annotations

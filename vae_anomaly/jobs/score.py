@@ -1,4 +1,5 @@
-"""The score job's config and its report: which model scores which file, and what came out."""
+"""The score job: which model scores which file, the scoring itself (one file, or Parquet parts on Dask), with
+its lineage record, and what came out. ``run`` is the whole job; the score flow wraps its steps in tasks."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..defaults import CHUNK_ROWS, EXPERIMENT, MODEL_NAME
+
 
 class ScoreJobConfig(BaseModel):
     """Which model scores which file, and where the scores go."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("vae-anomaly", description="NAME (its champion), NAME@alias, NAME/version or a models:/ URI")
+    model: str = Field(MODEL_NAME, description="NAME (its champion), NAME@alias, NAME/version or a models:/ URI")
+    model_dir: str | None = Field(None, description="score with a saved detector folder instead of `model` (no "
+                                                    "registry lookup; the lineage names the folder)")
     input: str = "data/breast_cancer.csv"
     output: str | None = Field(None, description=".parquet or .csv; default outputs/scores-<model>-<time>.parquet")
     keep_columns: list[str] = Field(default_factory=list, description="columns copied to the output, not scored")
-    chunk_rows: int = Field(100_000, gt=0)
+    chunk_rows: int = Field(CHUNK_ROWS, gt=0)
     overwrite: bool = Field(False, description="replace an existing output file (refused otherwise)")
     dask: str | None = Field(None, description="score on Dask: 'local', 'local:N' (N worker processes) or "
                                                "'tcp://host:8786'; the input is a Parquet file, folder or glob and "
                                                "the output a folder of parts")
-    experiment: str = "vae-anomaly"
+    experiment: str = EXPERIMENT
     drift_psi_threshold: float | None = Field(0.2, gt=0, description="a score PSI against the training scores above "
                                               "this emits a drift event (a trigger may retrain on it); null: never")
     drift_ks_threshold: float | None = Field(None, gt=0, le=1, description="the same for the KS statistic")
@@ -54,6 +59,63 @@ class ScoreResult:
     summary: dict[str, Any]
     model_uri: str
     model_version: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    """A detector and where it came from: the resolved URI (or folder), its registry version (empty for a
+    folder) and the tracking store it was read from (None for a folder) -- what the lineage records."""
+
+    detector: Any
+    uri: str
+    version: dict[str, Any] = field(default_factory=dict)
+    tracking_uri: str | None = None
+
+
+def load_model(config: ScoreJobConfig) -> LoadedModel:
+    """The config's model: a saved folder (``model_dir``: no MLflow import) or a registry/run reference whose
+    weights are checked against the hash recorded at registration (``tracking.load_detector``)."""
+    if config.model_dir is not None:
+        from ..detector import VAEDetector
+
+        return LoadedModel(VAEDetector.load(config.model_dir), str(Path(config.model_dir).resolve()))
+    from .. import tracking
+
+    detector, uri = tracking.load_detector(config.model)
+    return LoadedModel(detector, uri, tracking.model_version_info(uri), tracking.tracking_uri())
+
+
+def output_path(config: ScoreJobConfig) -> str:
+    """Where the scores go: the config's ``output``, else a new file under ``outputs/`` named for the model."""
+    if config.output:
+        return config.output
+    return default_output(Path(config.model_dir).name if config.model_dir is not None else config.model)
+
+
+def run(config: ScoreJobConfig, *, model: LoadedModel | None = None, flow_run_id: str | None = None,
+        progress: bool = False) -> ScoreResult:
+    """The whole score job: load the model (unless given), build the lineage record, score the input in chunks
+    -- one file in this process, or Parquet parts on Dask when ``config.dask`` is set -- and write the scores
+    atomically. Nothing here needs Prefect or, for a ``model_dir``, MLflow."""
+    model = model or load_model(config)
+    from ..lineage import build_record
+
+    output = output_path(config)
+    record = build_record(detector=model.detector, input_path=config.input, model_ref=model.uri,
+                          version_info=model.version, tracking_uri=model.tracking_uri, flow_run_id=flow_run_id)
+    if config.dask:
+        from ..dask_scoring import score_with_cluster
+
+        summary = score_with_cluster(model.detector, config.dask, config.input, output,
+                                     keep_columns=config.keep_columns, overwrite=config.overwrite,
+                                     chunk_rows=config.chunk_rows, lineage=record)
+    else:
+        from ..file_scoring import score_file
+
+        summary = score_file(model.detector, config.input, output, keep_columns=config.keep_columns,
+                             chunk_rows=config.chunk_rows, progress=progress, overwrite=config.overwrite,
+                             lineage=record).to_dict()
+    return ScoreResult(summary, model.uri, model.version)
 
 
 def summary_markdown(result: ScoreResult) -> str:

@@ -1,6 +1,6 @@
 """The steps of the train job as plain functions, with its pydantic config.
 
-``pipelines/train.py`` wraps each step in a Prefect task; a notebook or another
+``vae_anomaly/flows/train.py`` wraps each step in a Prefect task; a notebook or another
 orchestrator can call them directly. Nothing here imports prefect.
 """
 
@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data import Dataset, load_dataset
+from ..defaults import EXPERIMENT, MODEL_NAME
 from ..errors import DataError
 
 # --------------------------------------------------------------------- configs
@@ -36,8 +37,8 @@ class TrainJobConfig(BaseModel):
     validation_fraction: float = Field(0.2, gt=0, lt=0.9)
     seed: int = 0
     detector: dict[str, Any] = Field(default_factory=dict, description="VAEDetector parameters")
-    experiment: str = "vae-anomaly"
-    model_name: str = "vae-anomaly"
+    experiment: str = EXPERIMENT
+    model_name: str = MODEL_NAME
     promote_metric: Literal["auto", "val_auroc", "val_neg_elbo"] = "auto"
     register_model: bool = True
     resume: bool = Field(True, description="continue from the checkpoint a killed run of the same job left behind")
@@ -147,6 +148,28 @@ def fit_detector(data: TrainingData, config: TrainJobConfig, callbacks: tuple = 
     # Saved with the model: scoring the training file again keeps the ids and leaves the labels out.
     det.data_columns_ = {"id": [config.id_column] if config.id_column else [],
                          "label": [config.label_column] if config.label_column else []}
+    return det
+
+
+def fit_in_child_run(data: TrainingData, config: TrainJobConfig, parent_run_id: str,
+                     checkpoint_dir: str | Path | None = None, callbacks: tuple = ()) -> Any:
+    """:func:`fit_detector` inside a child MLflow run named "fit" of ``parent_run_id``: per-epoch metrics, system
+    metrics (CPU, memory), the epoch training resumed from, and the throughput. A failed fit ends the child
+    run FAILED (and raises); the caller's parent run is its own to end."""
+    from .. import tracking
+
+    child = tracking.start_run(config.experiment, run_name="fit", parent_run_id=parent_run_id, tags={"stage": "fit"})
+    try:
+        with tracking.SystemMetrics(child):
+            det = fit_detector(data, config, callbacks=(tracking.EpochLogger(child), *callbacks),
+                               checkpoint_dir=checkpoint_dir)
+    except BaseException:
+        tracking.end_run(child, "FAILED")
+        raise
+    if det.train_result_.resumed_from_epoch is not None:
+        tracking.set_tags(child, {"resumed_from_epoch": det.train_result_.resumed_from_epoch})
+    tracking.log_metrics(child, {"samples_per_second": det.train_result_.samples_per_second})
+    tracking.end_run(child)
     return det
 
 
