@@ -118,3 +118,52 @@ def test_pyfunc_predict_on_a_pandas_batch_as_spark_udf_calls_it(mlflow_store, se
     out = model.predict(batch)
     assert list(out.columns) == ["score", "is_anomaly"] and len(out) == 500
     np.testing.assert_allclose(out["score"], det.decision_function(batch), rtol=1e-6)
+
+
+def test_a_bad_value_is_named_at_the_same_file_and_row_by_both_scorers(setup, tmp_path):
+    """One frame builder for both paths: a NaN in the second file's row 2 500 (of the third 1 000-row chunk)
+    is that file's row 2 500 in the Dask worker's error too, not its position in the whole dataset."""
+    from vae_anomaly.dask_scoring import score_dataset
+    from vae_anomaly.errors import DataError
+
+    root, client, det = setup
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        part = pd.read_parquet(root / "in" / f"part-00{i}.parquet")
+        if i == 1:
+            part.loc[part.index[2500], "b"] = np.nan
+        part.to_parquet(tmp_path / "in" / f"p{i}.parquet")
+    with pytest.raises(DataError) as single:
+        score_file(det, tmp_path / "in", tmp_path / "single.parquet", keep_columns=["id"], chunk_rows=1000)
+    with pytest.raises(DataError) as dask:
+        score_dataset(client, root / "model", tmp_path / "in", tmp_path / "out", keep_columns=["id"], chunk_rows=1000)
+    assert (single.value.file, single.value.column, single.value.row) == (str(tmp_path / "in" / "p1.parquet"), "b", 2500)
+    assert (dask.value.file, dask.value.column, dask.value.row) == (single.value.file, "b", 2500)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def _page_faults_of_reused_buffers() -> int:
+    """Minor page faults of this thread while it allocates, fills and frees an 8 MB array 20 times (after once)."""
+    import resource
+
+    np.ones(1_000_000).sum()
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(20):
+        np.ones(1_000_000).sum()
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "RUSAGE_THREAD"), reason="per-thread rusage is Linux's")
+def test_workers_reuse_freed_buffers_and_run_no_statistical_profiler(setup):
+    """What made a worker score at a third of a single process's rate (benchmarks/RESULTS.md): the nanny's
+    MALLOC_TRIM_THRESHOLD_ made every chunk-sized array a fresh mmap (each of its pages faulted in again),
+    and distributed's 10 ms profiler took the GIL from the scoring thread."""
+    from vae_anomaly.dask_scoring import send_model_to_workers
+
+    root, client, _ = setup
+    send_model_to_workers(client, root / "model")
+    assert all(client.run(lambda dask_worker: dask_worker.vae_reuses_freed_memory).values())
+    assert not any(client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks).values())
+    # On a task thread, as score_part runs. Measured here: 0 faults; ~8 400 with each array a fresh mmap.
+    faults = client.submit(_page_faults_of_reused_buffers, pure=False).result()
+    assert faults < 1_000, faults

@@ -1,4 +1,4 @@
-"""Batch scoring on a Dask cluster: a Parquet dataset (file, folder or glob) or a Dask DataFrame.
+"""Batch scoring on a Dask cluster: a Parquet dataset (file, folder or glob).
 
 * The model travels once to each worker (a worker plugin carrying the model folder's bytes: safetensors
   + JSON, never a pickle of torch objects) and is loaded there once; a worker that joins later (one that
@@ -71,6 +71,31 @@ def row_counts(files: Sequence[Path]) -> list[int]:
     return counts
 
 
+# glibc's mallopt parameters (malloc.h), and the most its own adaptive mmap threshold grows to on 64-bit.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def reuse_freed_memory() -> bool:
+    """Let this process's allocator keep and reuse freed scoring buffers, as a plain process does.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap
+    threshold at 128 KiB: every array of a chunk (a 100 000-row frame, each layer's activations) is then
+    a fresh mmap, page-faulted in and unmapped again, and a worker scored at under half the rate of
+    ``score_file`` in one process. Allocations up to 32 MiB come from the heap again (the ceiling of
+    glibc's own adaptive threshold), and free memory above 64 MiB at its top is still returned to the
+    system. False where the C library has no ``mallopt`` (not glibc): nothing changes there.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX))
+
+
 class ModelPlugin(WorkerPlugin):
     """Writes the model folder's bytes to the worker's local directory and loads it, once per worker."""
 
@@ -86,6 +111,7 @@ class ModelPlugin(WorkerPlugin):
         from .detector import VAEDetector
 
         torch.set_num_threads(self.threads)
+        worker.vae_reuses_freed_memory = reuse_freed_memory()
         folder = Path(worker.local_directory) / f"vae-anomaly-model-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True)
         for name, data in self.files.items():
@@ -107,23 +133,17 @@ def _worker_detector() -> Any:
     return det
 
 
-def _score_frame(det: Any, frame: pd.DataFrame, first_row: int, keep: Sequence[str], file: str | None) -> pd.DataFrame:
+def _file_columns(det: Any, frame: pd.DataFrame, keep: Sequence[str], file: str) -> list[str]:
+    """Check an input file's columns (its first batch's) against the model, the file scorer's rule; the
+    columns to drop: its label columns, and id columns it has that the job does not keep (no other file
+    had them)."""
     from .file_scoring import _check_schema, column_plan
-    from .scoring import flag
 
-    # Its label columns (and its id columns when the caller did not keep them) are accepted, not scored.
     planned, drop = column_plan(det, [str(c) for c in frame.columns], keep)
     drop += [c for c in planned if c not in keep]
-    expected = set(det.preprocessor_.columns_) | set(keep) | set(drop)
-    _check_schema(frame, expected, det.preprocessor_.columns_, list(keep), file)
-    kept = {c: frame[c].to_numpy() for c in keep}
-    scores = det.decision_function(frame.drop(columns=list(keep) + drop), source=file, first_row=first_row)
-    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(frame), dtype=np.int64)})
-    for c, values in kept.items():
-        out[c] = values
-    out["score"] = scores
-    out["is_anomaly"] = flag(scores, det.threshold_).astype(np.int8)
-    return out
+    _check_schema(frame, set(det.preprocessor_.columns_) | set(keep) | set(drop), det.preprocessor_.columns_,
+                  list(keep), file)
+    return drop
 
 
 def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, schema: Any, lineage: str,
@@ -140,6 +160,7 @@ def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, sc
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .file_scoring import score_chunk
     from .persist import file_sha256
 
     index, file, first_row = task
@@ -153,10 +174,15 @@ def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, sc
     tmp = Path(name)
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
+            drop: list[str] | None = None
             for batch in pq.ParquetFile(file).iter_batches(batch_size=chunk_rows):
                 if (folder / ABORT_MARKER).exists():
                     raise RuntimeError("the job was aborted")
-                out = _score_frame(det, batch.to_pandas(), first_row + rows, keep, file)
+                frame = batch.to_pandas()
+                if drop is None:  # one file, one schema: checked on its first batch
+                    drop = _file_columns(det, frame, keep, file)
+                # Errors name the row within the file, as the file scorer's do.
+                out = score_chunk(det, frame, row=first_row + rows, keep=keep, drop=drop, file=file, first_row=rows)
                 columns = [pa.array(out["row"].to_numpy(), pa.int64())]
                 columns += [batch.column(c).cast(schema.field(c).type) for c in keep]
                 columns += [pa.array(out["score"].to_numpy(), pa.float64()),
@@ -176,19 +202,6 @@ def score_part(task: tuple[int, str, int], keep: Sequence[str], staging: str, sc
     scores = np.concatenate(sample) if sample else np.empty(0)
     return {"part": target.name, "rows": rows, "flagged": flagged, "sha256": digest,
             "sample": scores[:SAMPLE_PER_PART].tolist()}
-
-
-def score_partition(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
-    """``map_partitions`` function for a Dask DataFrame: the partition's scores (and kept columns).
-
-    The partition's index supplies ``row`` when it is a RangeIndex of the whole frame (as after
-    ``dd.read_parquet``); the model comes from the worker plugin (see :func:`send_model_to_workers`).
-    """
-    det = _worker_detector()
-    first = int(frame.index[0]) if len(frame) and pd.api.types.is_integer_dtype(frame.index) else 0
-    out = _score_frame(det, frame.reset_index(drop=True), first, keep, None)
-    out.index = frame.index
-    return out
 
 
 def model_files(model_dir: str | Path) -> dict[str, bytes]:
@@ -291,6 +304,26 @@ def remove_stale(folder: Path, prefix: str) -> None:
 TEMP_PREFIX = "vae-anomaly-dask-"
 
 
+
+def local_worker_config() -> dict[str, Any]:
+    """The dask config for the worker processes of a cluster we start: the current one, with
+    distributed's statistical profiler off. It wakes every 10 ms to walk every thread's stack, taking
+    the GIL from the scoring thread between torch's many small calls: with it a worker spent ~1.7x the
+    time on the same task (benchmarks/RESULTS.md). A cluster the user runs (tcp://) keeps its settings.
+
+    Each nanny keeps this and hands it to every worker it spawns, also one replacing a killed worker. A
+    copy: the nanny's own snapshot shares nested dicts with dask's global config, which a
+    ``dask.config.set`` block restores when it ends, while the cluster may live on.
+    """
+    import copy
+
+    import dask
+
+    settings = copy.deepcopy(dask.config.get("distributed"))
+    settings["worker"]["profile"]["enabled"] = False
+    return {"distributed": settings}
+
+
 def _ignore_sigint(owner_pid: int) -> IgnoreSigint:
     """Runs in a worker process as soon as it unpickles its start-up arguments (before its event loop
     installs a Ctrl-C handler): SIGINT is ignored there, so only our process reacts to a Ctrl-C.
@@ -339,6 +372,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
         try:
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, local_directory=str(scratch), plugins={IgnoreSigint()},
+                                   config=local_worker_config(),
                                    # no dashboard; its HTTP endpoints on a free local port, not 8787
                                    # (a second cluster on the machine warned that 8787 was taken)
                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
@@ -388,7 +422,7 @@ def connect(spec: str) -> tuple[Any, Any]:
     target = parse_spec(spec)
     if isinstance(target, int):
         cluster = LocalCluster(n_workers=target, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address=None, config=local_worker_config())
         return Client(cluster), cluster
     try:
         return Client(target, timeout="10s"), None

@@ -179,6 +179,28 @@ def check_columns(frame: pd.DataFrame, detector: Any, keep: Sequence[str], drop:
     _check_schema(frame, set(columns) | set(keep) | set(drop), columns, list(keep), file)
 
 
+def score_chunk(detector: Any, frame: pd.DataFrame, *, row: int, keep: Sequence[str] = (), drop: Sequence[str] = (),
+                file: Any = None, first_row: int = 0) -> pd.DataFrame:
+    """The scores of one chunk, as every scorer writes them (this file's and the Dask workers').
+
+    Columns: ``row`` (int64, numbered from ``row``: the chunk's position in the whole input), the ``keep``
+    columns (copied, not scored), ``score`` and ``is_anomaly`` (int8). The ``drop`` columns (the model's
+    label columns) are left out and the rest is scored; ``file`` and ``first_row`` (the chunk's first row
+    within ``file``) name a bad value's place in an error. The caller checks the columns first.
+    """
+    from .scoring import flag
+
+    kept = {c: frame[c].to_numpy() for c in keep}
+    features = frame.drop(columns=[*keep, *(c for c in drop if c in frame.columns)])
+    scores = detector.decision_function(features, source=file, first_row=first_row)
+    out = pd.DataFrame({"row": np.arange(row, row + len(frame), dtype=np.int64)})
+    for c, values in kept.items():
+        out[c] = values
+    out["score"] = scores
+    out["is_anomaly"] = flag(scores, detector.threshold_).astype(np.int8)
+    return out
+
+
 def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
                 chunk_rows: int, progress: bool, lineage: dict[str, Any]) -> ScoreSummary:
     import itertools
@@ -222,18 +244,12 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
                         frame = chunk.frame
                         if chunk.first_row == 0 or len(frame.columns) != len(expected):
                             _check_schema(frame, expected, pre.columns_, keep, chunk.file)
-                        kept = {c: frame.pop(c).to_numpy() for c in keep}
-                        frame = frame.drop(columns=[c for c in drop if c in frame.columns])
-                        scores = detector.decision_function(frame, source=chunk.file, first_row=chunk.first_row)
-                        out = pd.DataFrame({"row": np.arange(summary.rows, summary.rows + len(frame))})
-                        for c, values in kept.items():
-                            out[c] = values
-                        out["score"] = scores
-                        out["is_anomaly"] = flag(scores, summary.threshold).astype(np.int8)  # stored as int8
+                        out = score_chunk(detector, frame, row=summary.rows, keep=keep, drop=drop, file=chunk.file,
+                                          first_row=chunk.first_row)
                         write(out, chunk.file, chunk.first_row)
-                        summary.rows += len(frame)
+                        summary.rows += len(out)
                         summary.flagged += int(out["is_anomaly"].sum())
-                        reservoir.add(scores)
+                        reservoir.add(out["score"].to_numpy())
                         bar.advance(f"scored {summary.rows:,} rows")
             else:
                 from .data import load_dataset
