@@ -310,3 +310,36 @@ def test_prefect_shows_progress_artifacts_and_names(mlflow_store):
     link = arts["mlflow-train-run"].data  # Prefect stores a link artifact as a markdown link
     assert link.startswith(f"[MLflow train run {res['run_id']}](file://") and res["run_id"] in link.split("](")[1]
     assert scored.result()["mlflow_run_id"] in arts["mlflow-score-run"].data
+
+
+@pytest.mark.slow
+def test_a_killed_job_takes_its_temporary_prefect_server_with_it(tmp_path):
+    """A flow command without PREFECT_API_URL runs on Prefect's temporary server; SIGKILL the command (no
+    atexit runs) and the server goes too, stopped by the watchdog the command owns -- with nothing of
+    Prefect's patched (``prefect.server.api.server.subprocess`` is the real module)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    code = ("import subprocess, sys, time, prefect.server.api.server as s, vae_anomaly.flows._runtime as r\n"
+            "r.tie_temporary_servers_to_this_process(); r.tie_temporary_servers_to_this_process()\n"
+            "print(s.subprocess is subprocess, s.SubprocessASGIServer().server_process.pid, len(r._watchdogs), flush=True)\n"
+            "time.sleep(600)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        unpatched, server_pid, watchdogs = job.stdout.readline().split()
+        assert unpatched == "True" and watchdogs == "1"  # called twice: one server, one watchdog
+        server = psutil.Process(int(server_pid))
+        watchdog = next(p for p in psutil.Process(job.pid).children() if "psutil" in " ".join(p.cmdline()))
+        assert server.is_running() and watchdog.is_running()
+    finally:
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+    _, alive = psutil.wait_procs([server, watchdog], timeout=20)
+    for p in alive:
+        p.kill()
+    assert not alive, f"outlived the killed job: {[p.cmdline()[:4] for p in alive]}"

@@ -159,7 +159,7 @@ def quiet_user_error_tracebacks() -> None:
             handler.addFilter(_OneLineUserErrors())
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent() -> None:  # runs in the child between fork and exec (a subprocess this project starts)
     import ctypes
     import signal
 
@@ -169,37 +169,50 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+# The watchdog of a temporary server: it holds the read end of a pipe whose write end only the job holds. The
+# kernel closes that end however the job ends (exit, SIGKILL, OOM kill), the read returns, and the watchdog stops
+# the server -- unless it is already gone (psutil compares start times, so a reused pid is left alone).
+_WATCHDOG = """
+import signal, sys
+import psutil
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle; its exit then wakes us
+server = psutil.Process(int(sys.argv[1]))
+sys.stdin.buffer.read()
+if server.is_running():
+    server.terminate()
+    try:
+        server.wait(10)
+    except psutil.TimeoutExpired:
+        server.kill()
+"""
+_watchdogs: dict[int, Any] = {}  # server pid -> the watchdog's Popen (its stdin is the pipe's write end)
+
+
 def tie_temporary_servers_to_this_process() -> None:
     """Make Prefect's temporary (ephemeral) API server die with the job that started it.
 
-    Prefect stops it at normal exit, but a killed job (SIGKILL, OOM) orphans it, holding a port and
-    memory forever. On Linux the server is started with PR_SET_PDEATHSIG, so the kernel sends it
-    SIGTERM when its parent dies. Only needed when no PREFECT_API_URL is set.
+    Prefect stops it at normal exit, but a killed job (SIGKILL, OOM) orphans it, holding a port and memory
+    forever. With no Prefect API configured, this starts the temporary server now through Prefect's own
+    ``SubprocessASGIServer`` (one instance per process: the one Prefect's client then uses) and gives it a
+    watchdog process owned by this job (see ``_WATCHDOG``), which stops the server when the job ends in any way.
+    Nothing of Prefect's is patched. A no-op when ``PREFECT_API_URL`` is set (env, profile or test harness).
     """
     import subprocess
     import sys
 
-    if os.environ.get("PREFECT_API_URL") or not sys.platform.startswith("linux"):
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
         return
-    import prefect.server.api.server as server_module
+    from prefect.server.api.server import SubprocessASGIServer
 
-    if isinstance(server_module.subprocess, _DieWithParentSubprocess):
+    server = SubprocessASGIServer()
+    server.start()
+    pid = server.server_process.pid
+    if pid in _watchdogs and _watchdogs[pid].poll() is None:
         return
-    server_module.subprocess = _DieWithParentSubprocess(subprocess)
-
-
-class _DieWithParentSubprocess:
-    """The ``subprocess`` module as Prefect's server module sees it, with children tied to their parent."""
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - mirrors subprocess.Popen
-        kwargs.setdefault("preexec_fn", _die_with_parent)
-        return self._module.Popen(*args, **kwargs)
+    _watchdogs[pid] = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(pid)], stdin=subprocess.PIPE,
+                                       start_new_session=True)
 
 
 # ----------------------------------------------------------------- what a Prefect UI user sees
