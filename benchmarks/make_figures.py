@@ -25,11 +25,11 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     d = np.load(ROOT / "data" / "digits.npz")
     X, y = d["X"], d["y"]
-    cvae = GenerativeModel.fit(X, y, kind="cvae", epochs=80, seed=0)
+    cvae = GenerativeModel.fit(X, y, kind="cvae", epochs=80, random_state=0)
     grid = np.concatenate([cvae.generate(8, k, seed=k) for k in range(10)])
     plots.save_png(plots.image_grid(grid, ncols=8, suptitle="CVAE: one row per requested digit 0-9"),
                    OUT / "cvae_per_class.png")
-    den = GenerativeModel.fit(X[:1500], epochs=80, noise="gaussian", noise_level=0.3, seed=0)
+    den = GenerativeModel.fit(X[:1500], epochs=80, noise="gaussian", noise_level=0.3, random_state=0)
     clean = as_unit_images(X[1500:1508], den.preprocessor)
     noisy = corrupt(torch.from_numpy(clean), "gaussian", 0.3, torch.Generator().manual_seed(0)).numpy()
     out = as_unit_images(den.reconstruct(noisy), den.preprocessor)

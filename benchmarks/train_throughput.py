@@ -34,10 +34,12 @@ def images_28() -> tuple[np.ndarray, np.ndarray]:
 
 def ours(X: np.ndarray, epochs: int, batch: int, device: str, architecture: str = "auto") -> float:
     from vae_anomaly.fitting import fit_model
+    from vae_anomaly.models import ModelConfig
+    from vae_anomaly.trainer import TrainConfig
 
-    fitted = fit_model(X, epochs=epochs, batch_size=batch, val_fraction=0.0, random_state=0, n_jobs=-1,
-                       model_options={"architecture": architecture},
-                       train_options={"patience": None, "device": device})
+    fitted = fit_model(X, model_config=ModelConfig(architecture=architecture),
+                       train_config=TrainConfig(epochs=epochs, batch_size=batch, val_fraction=0.0, random_state=0,
+                                                n_jobs=-1, patience=None, device=device))
     return fitted.train_result.samples_per_second
 
 

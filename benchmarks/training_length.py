@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> None:
                           f"{two_component_separation(np.log(tr - tr.min() + 1.0)):.5f},{gap:.4f},"
                           f"{roc_auc_score(_ytr, tr):.4f}", file=out, flush=True)
 
-                train(model, A, config=TrainConfig(epochs=max(2, args.steps // per_epoch), batch_size=batch, seed=seed,
-                                                   patience=None, trim=0.1), callbacks=[log])
+                train(model, A, config=TrainConfig(epochs=max(2, args.steps // per_epoch), batch_size=batch,
+                                                   random_state=seed, patience=None, trim_fraction=0.1), callbacks=[log])
 
 
 def summarise(path: str) -> None:

@@ -282,6 +282,25 @@ def test_evaluate_and_register_model_name_one_thing_each():
     assert callable(jobs.validation_metrics) and callable(synthesize.synthesis_metrics)
 
 
+# --------------------------------------------------------------------------- one name per option
+def test_resuming_a_checkpoint_made_for_other_data_or_options_is_refused(tmp_path):
+    """The checkpoint key is set from the training request (data + options): a checkpoint left by a fit
+    on other data, or with other options, is refused instead of being silently continued."""
+    from vae_anomaly.errors import TrainingError
+
+    rng = np.random.default_rng(0)
+    X, other = rng.normal(size=(120, 4)), rng.normal(size=(120, 4)) + 1.0
+    ckpt = tmp_path / "ck"
+    VAEDetector(random_state=0, epochs=2).fit(X, checkpoint_dir=ckpt)
+    with pytest.raises(TrainingError, match="another training request"):
+        VAEDetector(random_state=0, epochs=2).fit(other, checkpoint_dir=ckpt, resume=True)
+    with pytest.raises(TrainingError, match="another training request"):
+        VAEDetector(random_state=0, epochs=2, lr=1e-2).fit(X, checkpoint_dir=ckpt, resume=True)
+    # The same request resumes from its last epoch.
+    det = VAEDetector(random_state=0, epochs=2).fit(X, checkpoint_dir=ckpt, resume=True)
+    assert det.train_result_.resumed_from_epoch == 1
+
+
 # --------------------------------------------------------------------------- one top-level package
 def test_the_distribution_installs_only_the_vae_anomaly_package():
     """A wheel of this project puts one name on a user's sys.path: a top-level ``pipelines`` (the old home of
@@ -318,3 +337,138 @@ def test_only_the_flows_import_prefect_and_importing_the_package_does_not():
     code = "import sys, vae_anomaly; print(sorted(m for m in sys.modules if m.startswith(('prefect', 'vae_anomaly.flows'))))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]", r.stdout
+
+
+# Options of the typed configs that no estimator parameter sets: the loop's own settings, where a fit
+# keeps its checkpoint, and the data-dependent or VQ-VAE-internal parts of the model config.
+INTERNAL_TRAIN = {"max_epochs", "min_delta", "grad_clip", "checkpoint_dir", "resume", "checkpoint_key", "trim_start"}
+DATA_MODEL = {"input_shape", "blocks", "n_conditions"}
+INTERNAL_MODEL = {"conv_channels", "capacity_anneal", "codebook_size", "code_dim", "n_positions", "commitment",
+                  "ema_decay", "dead_code_threshold"}
+
+
+def test_each_option_reaches_the_typed_configs_under_its_own_name():
+    """One name per idea from the estimator to the loop: every TrainConfig field and every chosen
+    ModelConfig field is a VAEDetector parameter of the same name (or listed above as internal), and a
+    detector's configs carry its parameters' values under those names."""
+    import dataclasses
+    import inspect
+
+    from vae_anomaly.models import ModelConfig
+    from vae_anomaly.trainer import TrainConfig
+
+    params = set(inspect.signature(VAEDetector).parameters)
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert train_fields - INTERNAL_TRAIN <= params, train_fields - INTERNAL_TRAIN - params
+    assert model_fields - DATA_MODEL - INTERNAL_MODEL <= params, model_fields - DATA_MODEL - INTERNAL_MODEL - params
+    assert not (INTERNAL_TRAIN | INTERNAL_MODEL) & params  # an internal name is not also a parameter
+    assert not {"model", "seed", "trim", "progress", "n_members", "member_fraction"} & (train_fields | params)
+
+    det = VAEDetector(kind="vqvae", latent_dim=3, hidden_dims=(8,), beta=2.0, epochs=7, batch_size=32, max_steps=55,
+                      lr=0.02, weight_decay=0.0, val_fraction=0.2, patience=3, stopping="separation",
+                      separation_patience=9, noise="mask", noise_level=0.3, device="cpu", trim_fraction=0.25,
+                      n_estimators=3, max_samples=0.6, n_jobs=1, random_state=7, verbose=True, dropout=0.1,
+                      architecture="mlp", image_likelihood="bernoulli", kl_warmup=0.5, capacity=2.0)
+    given = det.get_params()
+    tc, mc = det._train_config(), det._model_config()
+    for name in train_fields - INTERNAL_TRAIN:
+        assert getattr(tc, name) == given[name], name
+    for name in model_fields - DATA_MODEL - INTERNAL_MODEL:
+        assert getattr(mc, name) == given[name], name
+
+
+def test_a_fitted_ensemble_keeps_its_options_in_train_config_(cancer):
+    X, _ = cancer
+    det = VAEDetector(random_state=3, epochs=2, n_estimators=2, max_samples=0.5, trim_fraction=0.2).fit(X)
+    tc = det.train_config_
+    assert (tc.n_estimators, tc.max_samples, tc.trim_fraction, tc.random_state, tc.epochs) == (2, 0.5, 0.2, 3, 2)
+
+
+def _spelled_sets(path) -> list[tuple[int, set[str]]]:
+    """String constants written together as a set of values in ``path``: tuple, list or set literals and
+    Literal[...] subscripts (a ``==`` against one word is using a value, not declaring the set)."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple):
+            elts = node.slice.elts
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            elts = node.elts
+        else:
+            continue
+        words = {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+        if words:
+            out.append((node.lineno, words))
+    return out
+
+
+def test_the_options_table_is_the_only_place_the_word_sets_are_spelled():
+    """The noise kinds, device names, stopping rules, image likelihoods, model kinds and scalings are
+    declared once, in vae_anomaly/options.py; every other module imports them."""
+    from pathlib import Path
+
+    import vae_anomaly
+    from vae_anomaly import options
+
+    root = Path(vae_anomaly.__file__).parent
+    sets = {"noise": options.NOISE_KINDS, "device": options.DEVICE_NAMES, "stopping": options.STOPPING_RULES,
+            "image likelihood": options.IMAGE_LIKELIHOODS, "scaling": options.SCALINGS,
+            "score method": options.SCORE_METHODS, "binary columns": options.BINARY_COLUMNS,
+            "model kind": options.MODEL_KINDS, "architecture": options.ARCHITECTURES,
+            "threshold": options.THRESHOLD_METHODS}
+    assert options.NOISE_KINDS == ("gaussian", "salt_pepper", "mask")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "options.py":
+            continue
+        for line, words in _spelled_sets(path):
+            for what, values in sets.items():
+                if set(values) <= words:  # the whole set written out again: a second declaration
+                    found.append(f"{path.relative_to(root)}:{line} spells the {what} set {sorted(words)}")
+    assert not found, "\n".join(found)
+    # The estimators' constraints are selections of the table: the same objects, not copies.
+    from vae_anomaly.oversampler import VAEOversampler
+
+    for owner in (VAEDetector, VAEOversampler):
+        for name in ("device", "epochs", "lr", "latent_dim", "n_jobs", "random_state"):
+            assert owner._parameter_constraints[name] is options.OPTIONS[name]
+
+
+def test_an_old_saved_model_and_job_config_with_model_still_load(cancer, tmp_path):
+    """Renamed ``model`` -> ``kind``: a model folder and a train-job config written with the old key load."""
+    import json
+
+    from vae_anomaly.jobs import TrainJobConfig
+
+    X, _ = cancer
+    VAEDetector(random_state=0, epochs=1).fit(X).save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    meta = json.loads(path.read_text())
+    params = meta["extra"]["params"]
+    params["model"] = params.pop("kind")
+    path.write_text(json.dumps(meta))
+    assert VAEDetector.load(tmp_path / "m").kind == "vae"
+    assert TrainJobConfig(detector={"model": "vqvae"}).detector == {"kind": "vqvae"}
+
+
+def test_cli_fit_takes_kind_and_model_is_only_the_registry_reference(tmp_path):
+    import json
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "vae-anomaly"
+    data = Path(__file__).parents[1] / "data" / "breast_cancer.csv"
+    ok = subprocess.run([str(cli), "fit", str(data), "--kind", "vqvae", "--epochs", "1", "--out", str(tmp_path / "m"),
+                         "--id", "patient_id", "--label", "diagnosis"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["extra"]["params"]["kind"] == "vqvae"
+    old = subprocess.run([str(cli), "fit", str(data), "--model", "vqvae", "--out", str(tmp_path / "n")],
+                         capture_output=True, text=True, timeout=120)
+    assert old.returncode == 2 and "--model" in old.stderr and not (tmp_path / "n").exists()
+    for command in ("fit", "train"):
+        text = subprocess.run([str(cli), command, "--help"], capture_output=True, text=True, timeout=120).stdout
+        assert "--kind" in text and not re.search(r"--model(?![-\w])", text), command

@@ -157,7 +157,7 @@ def test_save_load_roundtrip(fitted_cancer, tmp_path):
 
 def test_vqvae_detector(cancer):
     X, y = cancer
-    det = VAEDetector(model="vqvae", random_state=0, epochs=30).fit(X[y == 0])
+    det = VAEDetector(kind="vqvae", random_state=0, epochs=30).fit(X[y == 0])
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, det.decision_function(X)) > 0.7

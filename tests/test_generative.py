@@ -102,7 +102,7 @@ def test_encode_decode_cli_with_fingerprint_check(tmp_path, kind):
     def run(*a):
         return subprocess.run([str(BIN / "vae-anomaly"), *map(str, a)], capture_output=True, text=True)
 
-    r = run("fit", DATA / "digits.npz", "--model", kind, "--epochs", "25", "--out", tmp_path / "m")
+    r = run("fit", DATA / "digits.npz", "--kind", kind, "--epochs", "25", "--out", tmp_path / "m")
     assert r.returncode == 0, r.stderr
     r = run("encode", tmp_path / "m", DATA / "digits.npz", "-o", tmp_path / "codes.npz")
     assert r.returncode == 0, r.stderr

@@ -82,7 +82,7 @@ def test_loss_falls_on_digits(digits, kind):
     cfg = ModelConfig(X.shape[1:], kind=kind, n_conditions=10 if kind == "cvae" else 0)
     torch.manual_seed(0)
     model = build_model(cfg)
-    res = train(model, X, y if kind == "cvae" else None, TrainConfig(epochs=4, seed=0))
+    res = train(model, X, y if kind == "cvae" else None, TrainConfig(epochs=4, random_state=0))
     losses = [h["val_loss"] for h in res.history]
     assert losses[-1] < 0.8 * losses[0]
 
@@ -113,7 +113,7 @@ def test_cvae_samples_are_classified_as_their_class(digits):
     X, y = digits
     torch.manual_seed(0)
     model = CVAE(ModelConfig(X.shape[1:], kind="cvae", n_conditions=10))
-    train(model, X, y, TrainConfig(epochs=25, seed=0))
+    train(model, X, y, TrainConfig(epochs=25, random_state=0))
     clf = LogisticRegression(max_iter=2000).fit(X.reshape(len(X), -1), y)
     gen = torch.Generator().manual_seed(0)
     accs = []

@@ -149,15 +149,15 @@ def test_checkpoint_files_from_different_epochs_are_refused(digits, tmp_path):
     from vae_anomaly.trainer import TrainConfig, train
 
     X = digits[0][:300]
-    cfg = TrainConfig(seed=0, epochs=3, patience=None, checkpoint_dir=str(tmp_path / "ck"))
+    cfg = TrainConfig(random_state=0, epochs=3, patience=None, checkpoint_dir=str(tmp_path / "ck"))
     train(build_model(ModelConfig(X.shape[1:])), X, config=cfg)
     manifest = json.loads((tmp_path / "ck" / "manifest.json").read_text())
     folder = tmp_path / "ck" / manifest["folder"]
     # An older epoch's weights beside this epoch's state: what a kill between two renames used to leave.
-    train(build_model(ModelConfig(X.shape[1:])), X, config=TrainConfig(seed=0, epochs=1, patience=None,
+    train(build_model(ModelConfig(X.shape[1:])), X, config=TrainConfig(random_state=0, epochs=1, patience=None,
                                                                        checkpoint_dir=str(tmp_path / "old")))
     old = json.loads((tmp_path / "old" / "manifest.json").read_text())
     shutil.copy(tmp_path / "old" / old["folder"] / "checkpoint.safetensors", folder / "checkpoint.safetensors")
-    resume = TrainConfig(seed=0, epochs=5, patience=None, checkpoint_dir=str(tmp_path / "ck"), resume=True)
+    resume = TrainConfig(random_state=0, epochs=5, patience=None, checkpoint_dir=str(tmp_path / "ck"), resume=True)
     with pytest.raises(TrainingError, match="does not match"):
         train(build_model(ModelConfig(X.shape[1:])), X, config=resume)

@@ -35,7 +35,7 @@ def test_best_weights_are_restored_after_early_stopping(digits):
     def snapshot(epoch, _metrics):
         snapshots[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    res = train(model, X, config=TrainConfig(seed=0, epochs=200, patience=2, lr=3e-2), callbacks=[snapshot])
+    res = train(model, X, config=TrainConfig(random_state=0, epochs=200, patience=2, lr=3e-2), callbacks=[snapshot])
     assert res.stopped_early and res.best_epoch < res.epochs_run - 1
     best, last = snapshots[res.best_epoch], snapshots[res.epochs_run - 1]
     final = model.state_dict()

@@ -51,16 +51,16 @@ def test_trainer_applies_truncation_after_the_warm_up():
         return real(x, c, progress, target, trim=trim)
 
     model.loss = spy
-    train(model, torch.randn(400, 3), config=TrainConfig(epochs=5, trim=0.2, trim_start=0.4, patience=None))
+    train(model, torch.randn(400, 3), config=TrainConfig(epochs=5, trim_fraction=0.2, trim_start=0.4, patience=None))
     assert seen and all(t == 0.0 for p, t in seen if p < 0.4)
     assert all(t == 0.2 for p, t in seen if p >= 0.4) and any(p >= 0.4 for p, _ in seen)
 
 
 def test_detector_passes_its_truncation_share(contaminated):
     det = VAEDetector(epochs=2, contamination=0.05, trim_fraction="contamination").fit(contaminated)
-    assert det.train_config_.trim == 0.05
-    assert VAEDetector(epochs=2, trim_fraction=0.2).fit(contaminated).train_config_.trim == 0.2
-    assert VAEDetector(epochs=2, trim_fraction=0.0).fit(contaminated).train_config_.trim == 0.0
+    assert det.train_config_.trim_fraction == 0.05
+    assert VAEDetector(epochs=2, trim_fraction=0.2).fit(contaminated).train_config_.trim_fraction == 0.2
+    assert VAEDetector(epochs=2, trim_fraction=0.0).fit(contaminated).train_config_.trim_fraction == 0.0
 
 
 def test_truncation_keeps_the_model_from_learning_the_anomalies(contaminated):

@@ -18,7 +18,7 @@ from vae_anomaly.trainer import TrainConfig, train
 def _fit(X, **kw):
     torch.manual_seed(0)
     m = build_model(ModelConfig(X.shape[1:]))
-    res = train(m, X, config=TrainConfig(seed=0, **kw))
+    res = train(m, X, config=TrainConfig(random_state=0, **kw))
     return m, res
 
 
@@ -36,7 +36,7 @@ def test_resume_gives_the_same_weights_as_one_run(digits, tmp_path):
     full, _ = _fit(X, epochs=6, patience=None)
     torch.manual_seed(0)
     part = build_model(ModelConfig(X.shape[1:]))
-    cfg = TrainConfig(seed=0, epochs=6, patience=None, checkpoint_dir=str(tmp_path))
+    cfg = TrainConfig(random_state=0, epochs=6, patience=None, checkpoint_dir=str(tmp_path))
 
     class Stop(Exception):
         pass
@@ -50,7 +50,7 @@ def test_resume_gives_the_same_weights_as_one_run(digits, tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["epoch"] == 2
     torch.manual_seed(123)  # a new process would have another RNG state: the checkpoint restores it
     resumed = build_model(ModelConfig(X.shape[1:]))
-    res = train(resumed, X, config=TrainConfig(seed=0, epochs=6, patience=None, checkpoint_dir=str(tmp_path),
+    res = train(resumed, X, config=TrainConfig(random_state=0, epochs=6, patience=None, checkpoint_dir=str(tmp_path),
                                                resume=True))
     assert [h["epoch"] for h in res.history] == list(range(6))
     for (k, va), vb in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):

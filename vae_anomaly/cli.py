@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import defaults  # light: constants only
+from .options import NOISE_KINDS  # light: the option words, no torch
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Variational autoencoders for anomaly detection, synthetic data and generation.")
@@ -78,9 +79,9 @@ def _epochs(value: str) -> int | str:
 def _detector_options(**given: object) -> dict[str, object]:
     """VAEDetector options from named CLI flags plus ``--set``, validated before any work starts."""
     from .detector import VAEDetector
-    from .params import validate_params
+    from .options import check
 
-    validate_params("VAEDetector", given, VAEDetector._parameter_constraints)
+    check("VAEDetector", given, VAEDetector._parameter_constraints)
     return given
 
 
@@ -94,7 +95,7 @@ def train(
     train_on: Annotated[str, typer.Option(help="'all' (unsupervised) or 'normal' (rows labelled normal).")] = "all",
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = defaults.MODEL_NAME,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = defaults.EXPERIMENT,
-    model: Annotated[str, typer.Option(help="'vae' or 'vqvae'.")] = "vae",
+    kind: Annotated[str, typer.Option(help="Model family: 'vae' or 'vqvae'.")] = "vae",
     epochs: Annotated[str, typer.Option(help="Epochs, or 'auto'.")] = "auto",
     contamination: Annotated[float, typer.Option(help="Expected share of anomalies.")] = 0.1,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
@@ -109,7 +110,7 @@ def train(
     from .flows.train import train_flow
     from .jobs import TrainJobConfig
 
-    det = _detector_options(model=model, epochs=_epochs(epochs), contamination=contamination,
+    det = _detector_options(kind=kind, epochs=_epochs(epochs), contamination=contamination,
                             **_parse_sets(set_, VAEDetector))
     tie_temporary_servers_to_this_process()
     cfg = TrainJobConfig(data=str(data), label_column=label, anomaly_label=anomaly_label, id_column=id_column,
@@ -201,9 +202,9 @@ def fit(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the detector in (new, empty, or a model folder).")],
     label: LabelOpt = None,
     id_column: IdOpt = None,
-    model: Annotated[str, typer.Option(help="'vae', 'vqvae' or 'cvae'.")] = "vae",
+    kind: Annotated[str, typer.Option(help="Model family: 'vae', 'vqvae' or 'cvae'.")] = "vae",
     epochs: Annotated[str, typer.Option(help="Epochs, or 'auto'.")] = "auto",
-    noise: Annotated[Optional[str], typer.Option(help="Denoising: gaussian, salt_pepper or mask.")] = None,  # noqa: UP045
+    noise: Annotated[Optional[str], typer.Option(help=f"Denoising: {', '.join(NOISE_KINDS)}.")] = None,  # noqa: UP045
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Extra VAEDetector option key=value.")] = None,  # noqa: UP045
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint a killed run of this command left.")] = True,
 ) -> None:
@@ -214,7 +215,7 @@ def fit(
     """
     from .fit_command import fit_and_save
 
-    _print_json(fit_and_save(data, out, label=label, id_column=id_column, model=model, epochs=_epochs(epochs),
+    _print_json(fit_and_save(data, out, label=label, id_column=id_column, kind=kind, epochs=_epochs(epochs),
                              noise=noise, options=set_, resume=resume, progress=sys.stderr.isatty()))
 
 
@@ -310,7 +311,7 @@ def denoise(
     data: Annotated[Path, typer.Argument(help="Images (folder, NPZ, IDX) to clean.")],
     output: Annotated[Path, typer.Option("--output", "-o", help=".npz or .png")] = Path("denoised.npz"),
     evaluate: Annotated[Optional[str], typer.Option(help="Treat DATA as clean: corrupt it with this noise "  # noqa: UP045
-                                                    "(gaussian, salt_pepper, mask) and report PSNR/SSIM.")] = None,
+                                                    f"({', '.join(NOISE_KINDS)}) and report PSNR/SSIM.")] = None,
     level: Annotated[float, typer.Option(help="Noise level for --evaluate, in (0, 1].")] = 0.3,
 ) -> None:
     """Clean a data set with a denoising model; with --evaluate, report PSNR/SSIM noisy vs denoised."""

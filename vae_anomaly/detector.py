@@ -10,18 +10,33 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from .errors import ConfigError, DataError, ModelError, NotFittedError, TrainingError
 from .inputs import feature_names, model_input
-from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
-from .params import validate_params as _validate
-from .scoring import COMPLEXITY_METHODS, SCORE_METHODS, flag, threshold_from_contamination, threshold_from_fpr
+from .options import (
+    Architecture,
+    BinaryColumns,
+    ComplexityMethod,
+    DetectorKind,
+    ImageLikelihood,
+    NoiseKind,
+    Scaling,
+    ScoreMethod,
+    StoppingRule,
+    ThresholdMethod,
+    check,
+    select,
+)
+from .scoring import flag, threshold_from_contamination, threshold_from_fpr
 
-THRESHOLD_METHODS = ("contamination", "fpr", "fixed")
+if TYPE_CHECKING:
+    from .fitting import PreprocessConfig
+    from .models import ModelConfig
+    from .trainer import TrainConfig
 
 
 class VAEDetector(OutlierMixin, BaseEstimator):
@@ -29,7 +44,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : "vae" or "vqvae".
+    kind : "vae" or "vqvae" (named ``model`` before 0.3; saved models with "model" still load).
     latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape.
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
     epochs : an integer, or "auto" for about ``max_steps`` gradient steps (at least 10 epochs): short on
@@ -69,52 +84,19 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         in bits per dimension.
     """
 
-    # Every parameter's accepted values, checked in one place (scikit-learn's convention).
-    _parameter_constraints: dict[str, list[Any]] = {
-        "model": [Options(("vae", "vqvae"))],
-        "latent_dim": [NONE, Interval(int, 1, 4096)],
-        "hidden_dims": [NONE, Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]")],
-        "beta": [Interval(float, 0, None)],
-        "capacity": [NONE, Interval(float, 0, None)],
-        "kl_warmup": [Interval(float, 0, 1)],
-        "epochs": [EPOCHS],
-        "batch_size": [Options(("auto",)), Interval(int, 1, 1_000_000)],
-        "max_steps": [Interval(int, 1, 10_000_000)],
-        "lr": [Interval(float, 0, 10, closed="right")],
-        "weight_decay": [Interval(float, 0, None)],
-        "dropout": [Interval(float, 0, 1, closed="left")],
-        "val_fraction": [Interval(float, 0, 0.9)],
-        "patience": [NONE, Interval(int, 1, None)],
-        "stopping": [Options(("validation", "separation", "none"))],
-        "separation_patience": [Interval(int, 1, None)],
-        "contamination": [Interval(float, 0, 0.5, closed="neither")],
-        "score_method": [Options(SCORE_METHODS)],
-        "n_samples": [Interval(int, 1, 100_000)],
-        "threshold": [Options(THRESHOLD_METHODS)],
-        "target_fpr": [Interval(float, 0, 1, closed="neither")],
-        "threshold_value": [NONE, Interval(float)],
-        "scaling": [Options(("robust", "standard", "minmax"))],
-        "binary_columns": [Options(("bernoulli", "gaussian"))],
-        "noise": [NONE, Options(("gaussian", "salt_pepper", "mask"))],
-        "noise_level": [Interval(float, 0, 1)],
-        "categorical_columns": [NONE, Check(string_list, "a list of column names")],
-        "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
-                         "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
-        "trim_fraction": [Options(("contamination",)), Interval(float, 0, 0.5, closed="left")],
-        "architecture": [Options(("auto", "mlp", "conv"))],
-        "n_estimators": [Interval(int, 1, 64)],
-        "max_samples": [Interval(float, 0, 1, closed="right")],
-        "n_jobs": [N_JOBS],
-        "image_likelihood": [Options(("bernoulli", "gaussian", "continuous_bernoulli"))],
-        "complexity_correction": [NONE, Options(COMPLEXITY_METHODS)],
-        "random_state": [SEED],
-        "verbose": [BOOL],
-    }
+    # Every parameter's accepted values: a selection of the one options table (declared there, once).
+    _parameter_constraints: dict[str, list[Any]] = select(
+        "kind", "latent_dim", "hidden_dims", "beta", "capacity", "kl_warmup", "epochs", "batch_size", "max_steps",
+        "lr", "weight_decay", "dropout", "val_fraction", "patience", "stopping", "separation_patience",
+        "contamination", "score_method", "n_samples", "threshold", "target_fpr", "threshold_value", "scaling",
+        "binary_columns", "noise", "noise_level", "categorical_columns", "device", "trim_fraction", "architecture",
+        "n_estimators", "max_samples", "n_jobs", "image_likelihood", "complexity_correction", "random_state",
+        "verbose")
 
     def __init__(
         self,
         *,
-        model: Literal["vae", "vqvae"] = "vae",
+        kind: DetectorKind = "vae",
         latent_dim: int | None = None,
         hidden_dims: tuple[int, ...] | None = None,
         beta: float = 1.0,
@@ -128,31 +110,31 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         dropout: float = 0.0,
         val_fraction: float = 0.1,
         patience: int | None = 10,
-        stopping: Literal["validation", "separation", "none"] = "none",
+        stopping: StoppingRule = "none",
         separation_patience: int = 100,
         contamination: float = 0.1,
-        score_method: Literal["recon_kl", "neg_elbo", "iwae", "recon", "kl"] = "recon_kl",
+        score_method: ScoreMethod = "recon_kl",
         n_samples: int = 16,
-        threshold: Literal["contamination", "fpr", "fixed"] = "contamination",
+        threshold: ThresholdMethod = "contamination",
         target_fpr: float = 0.01,
         threshold_value: float | None = None,
-        scaling: Literal["robust", "standard", "minmax"] = "robust",
-        binary_columns: Literal["bernoulli", "gaussian"] = "gaussian",
-        noise: Literal["gaussian", "salt_pepper", "mask"] | None = None,
+        scaling: Scaling = "robust",
+        binary_columns: BinaryColumns = "gaussian",
+        noise: NoiseKind | None = None,
         noise_level: float = 0.2,
         categorical_columns: list[str] | None = None,
         device: str = "auto",
         trim_fraction: float | Literal["contamination"] = "contamination",
-        architecture: Literal["auto", "mlp", "conv"] = "auto",
+        architecture: Architecture = "auto",
         n_estimators: int = 1,
         max_samples: float = 0.8,
         n_jobs: int | None = None,
-        image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "gaussian",
-        complexity_correction: Literal["png", "zlib"] | None = None,
+        image_likelihood: ImageLikelihood = "gaussian",
+        complexity_correction: ComplexityMethod | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
-        self.model = model
+        self.kind = kind
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.beta = beta
@@ -192,8 +174,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
-        _validate(type(self).__name__, self.get_params(), self._parameter_constraints)
-        if self.model == "vqvae" and self.score_method == "iwae":
+        check(type(self).__name__, self.get_params(), self._parameter_constraints)
+        if self.kind == "vqvae" and self.score_method == "iwae":
             raise ConfigError("VAEDetector option 'score_method': the IWAE score needs a Gaussian latent; "
                               "use 'recon_kl' with a VQ-VAE")
         if self.threshold == "fixed" and self.threshold_value is None:
@@ -212,23 +194,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if self.complexity_correction is not None and np.ndim(X) not in (3, 4):
             raise ConfigError(f"VAEDetector option 'complexity_correction': it compresses images; this input is "
                               f"not an image array (n, H, W) or (n, C, H, W) (ndim {np.ndim(X)})")
-        fitted = fitting.fit_model(
-            X, kind=self.model, epochs=self.epochs, batch_size=self.batch_size, val_fraction=self.val_fraction,
-            random_state=self.random_state, n_jobs=self.n_jobs, scaling=self.scaling,
-            binary_columns=self.binary_columns,
-            categorical_columns=self.categorical_columns, callbacks=callbacks,
-            n_members=self.n_estimators, member_fraction=self.max_samples, step_budget=self.max_steps,
-            max_epochs=fitting.DETECTION_MAX_EPOCHS,
-            model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta,
-                           "capacity": self.capacity, "kl_warmup": self.kl_warmup, "dropout": self.dropout,
-                           "architecture": self.architecture, "image_likelihood": self.image_likelihood},
-            train_options={"lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
-                           "stopping": self.stopping, "separation_patience": self.separation_patience,
-                           "device": self.device, "progress": self.verbose, "noise": self.noise,
-                           "noise_level": self.noise_level, "resume": resume,
-                           "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
-                           "trim": self.contamination if self.trim_fraction == "contamination"
-                           else float(self.trim_fraction)})
+        fitted = fitting.fit_model(X, model_config=self._model_config(), preprocess_config=self._preprocess_config(),
+                                   train_config=self._train_config(checkpoint_dir, resume), callbacks=callbacks)
         self.preprocessor_, self.model_ = fitted.preprocessor, fitted.model
         self.train_config_, self.train_result_ = fitted.train_config, fitted.train_result
         data = fitted.data
@@ -246,6 +213,34 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.labels_ = flag(self.decision_scores_, self.threshold_)
         self._set_score_summary(self.decision_scores_)
         return self
+
+    # The typed configs, built once from the parameters (same names); fit_model binds them to the data.
+    def _model_config(self) -> ModelConfig:
+        from .models import ModelConfig
+
+        return ModelConfig(kind=self.kind, latent_dim=self.latent_dim, hidden_dims=self.hidden_dims, beta=self.beta,
+                           capacity=self.capacity, kl_warmup=self.kl_warmup, dropout=self.dropout,
+                           architecture=self.architecture, image_likelihood=self.image_likelihood)
+
+    def _train_config(self, checkpoint_dir: str | Path | None = None, resume: bool = False) -> TrainConfig:
+        from .fitting import DETECTION_MAX_EPOCHS, seed_of
+        from .trainer import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, max_steps=self.max_steps,
+            max_epochs=DETECTION_MAX_EPOCHS, lr=self.lr, weight_decay=self.weight_decay,
+            val_fraction=self.val_fraction, patience=self.patience, stopping=self.stopping,
+            separation_patience=self.separation_patience, device=self.device, n_jobs=self.n_jobs,
+            random_state=seed_of(self.random_state), verbose=self.verbose, noise=self.noise,
+            noise_level=self.noise_level, n_estimators=self.n_estimators, max_samples=self.max_samples,
+            trim_fraction=self.contamination if self.trim_fraction == "contamination" else float(self.trim_fraction),
+            checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume)
+
+    def _preprocess_config(self) -> PreprocessConfig:
+        from .fitting import PreprocessConfig
+
+        return PreprocessConfig(scaling=self.scaling, binary_columns=self.binary_columns,
+                                categorical_columns=self.categorical_columns)
 
     def _members(self) -> list[Any]:
         return self._members_of(self.model_)
@@ -367,8 +362,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         self._check_fitted()
         if method is not None:
-            _validate(type(self).__name__, {"method": method},
-                      {"method": self._parameter_constraints["score_method"]})
+            check(type(self).__name__, {"method": method}, {"method": self._parameter_constraints["score_method"]})
         return self._scores(model_input(self.preprocessor_, X, source=source, first_row=first_row,
                                         owner=type(self).__name__), method=method,
                             source=source, first_row=first_row)
@@ -535,14 +529,15 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if "score" in params and "score_method" not in params:
             # Saved before the rename (the ``score`` parameter shadowed scikit-learn's score()).
             params["score_method"] = params.pop("score")
+        if "model" in params and "kind" not in params:
+            # Saved before the rename (``model`` also named the registry reference of ``score --model``).
+            params["kind"] = params.pop("model")
         # Saved before the option existed: those image models were trained with Bernoulli pixels.
         params.setdefault("image_likelihood", "bernoulli")
         if params.get("hidden_dims") is not None:
             params["hidden_dims"] = tuple(params["hidden_dims"])
-        from .params import check_option_names
-
         try:
-            check_option_names(cls.__name__, params, list(cls._parameter_constraints))
+            check(cls.__name__, params, cls._parameter_constraints, known=True)
             det = cls(**params)
             det._check_params()
         except ConfigError as exc:

@@ -21,24 +21,25 @@ def checkpoint_dir_for(out: Path, request: dict[str, Any]) -> Path:
 
 
 def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None, id_column: str | None = None,
-                 model: str = "vae", epochs: int | str = "auto", noise: str | None = None,
+                 kind: str = "vae", epochs: int | str = "auto", noise: str | None = None,
                  options: list[str] | dict[str, Any] | None = None, resume: bool = True,
                  progress: bool = False) -> dict[str, Any]:
     from .data import load_dataset
     from .detector import VAEDetector
     from .errors import ConfigError
+    from .options import MODEL_KINDS
     from .persist import check_save_target
 
     out = check_save_target(out)
-    if model not in ("vae", "vqvae", "cvae"):
-        raise ConfigError(f"--model must be 'vae', 'vqvae' or 'cvae', not {model!r}")
-    if model == "cvae":
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"--kind must be one of {', '.join(MODEL_KINDS)}, not {kind!r}")
+    if kind == "cvae":
         return _fit_cvae(data, out, label=label, id_column=id_column, epochs=epochs, options=options,
                          progress=progress)
     from .params import parse_set_options
 
     opts = options if isinstance(options, dict) else parse_set_options(options, VAEDetector)
-    params = {"model": model, "epochs": epochs, "verbose": progress, **({"noise": noise} if noise else {}), **opts}
+    params = {"kind": kind, "epochs": epochs, "verbose": progress, **({"noise": noise} if noise else {}), **opts}
     det = VAEDetector(**params)
     det._check_params()  # refuse bad options before reading a large file
     ds = load_dataset(data, label_column=label, id_column=id_column)
@@ -65,12 +66,12 @@ def _fit_cvae(data: str | Path, out: Path, *, label: str | None, id_column: str 
     from .params import parse_set_options
 
     if label is None:
-        raise ConfigError("--model cvae needs --label (the condition)")
+        raise ConfigError("--kind cvae needs --label (the condition)")
     opts = options if isinstance(options, dict) else parse_set_options(options)
     ds = load_dataset(data, label_column=label, id_column=id_column)
     try:
         gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", epochs=30 if epochs == "auto" else int(epochs),
-                                 progress=progress, **opts)
+                                 verbose=progress, **opts)
     except TypeError as exc:
         raise ConfigError(f"unknown --set option for a CVAE: {exc}") from exc
     gm.save(out)

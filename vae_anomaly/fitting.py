@@ -1,7 +1,9 @@
 """The one way an estimator turns inputs and options into a trained model.
 
-``VAEDetector``, ``VAEOversampler`` and ``GenerativeModel`` all call :func:`fit_model`: it fits the
-preprocessing, builds the model from a :class:`~vae_anomaly.models.ModelConfig`, picks the epochs
+``VAEDetector``, ``VAEOversampler`` and ``GenerativeModel`` each build their typed configs once
+(:class:`~vae_anomaly.models.ModelConfig`, :class:`~vae_anomaly.trainer.TrainConfig`,
+:class:`PreprocessConfig`, fields named as the estimators' parameters) and call :func:`fit_model`: it fits
+the preprocessing, binds the model config to the data, builds the model, picks the epochs
 ("auto" = a fixed budget of gradient steps), initialises the weights from the estimator's own seed
 (never reseeding torch's global generator) and trains with the requested threads.
 """
@@ -10,10 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .options import BinaryColumns, Scaling
+
+if TYPE_CHECKING:
+    from .models import ModelConfig
+    from .trainer import TrainConfig
 
 # epochs="auto": about this many gradient steps whatever the data size (small tables get more
 # epochs, big ones fewer), within these bounds. A generator (oversampler, generative model) should fit
@@ -71,40 +79,49 @@ def build_seeded(config: Any, seed: int) -> Any:
         return build_model(config)
 
 
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How the input becomes the model's matrix (the estimators' parameters of the same names)."""
+
+    scaling: Scaling = "robust"
+    binary_columns: BinaryColumns = "gaussian"
+    categorical_columns: list[str] | None = None
+
+
 @dataclass
 class FittedModel:
     preprocessor: Any
     data: np.ndarray  # the model-space training matrix
     model: Any
-    train_config: Any
+    train_config: Any  # the resolved TrainConfig (whole epochs and batch size; an ensemble's first member's)
     train_result: Any
     seed: int
 
 
-def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae",
-              model_options: dict[str, Any] | None = None, train_options: dict[str, Any] | None = None,
-              epochs: int | str = "auto", batch_size: int | str = 128, val_fraction: float = 0.1,
-              random_state: Any = None, n_jobs: int | None = None, scaling: str = "robust", binary_columns: str = "gaussian",
-              categorical_columns: list[str] | None = None, n_conditions: int = 0,
-              callbacks: Sequence[Any] = (), n_members: int = 1, member_fraction: float = 0.8,
-              step_budget: int | None = None, max_epochs: int | None = None) -> FittedModel:
-    """Fit preprocessing and a VAE-family model on ``X`` (and class codes ``conditions`` for a CVAE).
+def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: ModelConfig,
+              train_config: TrainConfig, preprocess_config: PreprocessConfig = PreprocessConfig(),
+              callbacks: Sequence[Any] = ()) -> FittedModel:
+    """Fit preprocessing and a VAE-family model on ``X`` (and class codes 0..k-1 ``conditions`` for a CVAE).
 
-    ``n_members > 1`` trains an ensemble: each member on its own ``member_fraction`` subsample of the
-    rows with its own seed, and -- with epochs="auto" -- a short budget of 2 x ``AUTO_STEPS`` /
-    ``n_members`` steps, so the whole ensemble costs about twice one model. Members that stop early
+    The estimator built the three configs from its parameters; here they meet the data:
+    ``model_config`` is bound to the input's shape and layout (:meth:`ModelConfig.for_input`) and
+    ``train_config``'s "auto" epochs and batch size are resolved (:func:`resolve`). With a
+    ``checkpoint_dir`` the checkpoint is keyed by the data and the configs, so a checkpoint left by
+    another request is refused rather than resumed.
+
+    ``n_estimators > 1`` trains an ensemble: each member on its own ``max_samples`` subsample of the
+    rows with its own seed, and -- with epochs="auto" -- a short budget of 2 x ``max_steps`` /
+    ``n_estimators`` steps, so the whole ensemble costs about twice one model. Members that stop early
     learn the bulk of the data (inliers are fitted first) and disagree on the rest.
-    ``step_budget`` replaces ``AUTO_STEPS`` for epochs="auto" and ``max_epochs`` its epoch cap;
-    ``batch_size="auto"`` sizes the batch from the rows (:func:`auto_batch_size`).
     """
     from .device import torch_threads
     from .inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
-    from .models import ModelConfig
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
-    seed = seed_of(random_state)
-    with torch_threads(n_jobs):
-        pre = fit_preprocessor(X, categorical_columns=categorical_columns, scaling=scaling, binary_columns=binary_columns)
+    seed = train_config.random_state
+    with torch_threads(train_config.n_jobs):
+        pre = fit_preprocessor(X, categorical_columns=preprocess_config.categorical_columns,
+                               scaling=preprocess_config.scaling, binary_columns=preprocess_config.binary_columns)
         data = model_input(pre, X)
         if len(data) < 2:
             from .errors import DataError
@@ -112,41 +129,66 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, kind: str = "vae"
             source = X.attrs.get("source") if hasattr(X, "attrs") else None  # the file load_dataset read
             raise DataError(f"only {len(data)} row to train on: training needs at least 2 samples "
                             f"(n_samples = {len(data)})", file=source)
-        if batch_size == "auto":
-            batch_size = auto_batch_size(len(data), val_fraction)
-        config = ModelConfig(model_input_shape(pre), kind=kind, blocks=likelihood_layout(pre),
-                             n_conditions=n_conditions, **(model_options or {}))
-        if n_members == 1:
+        n_conditions = 0 if conditions is None else int(np.max(conditions)) + 1
+        config = model_config.for_input(model_input_shape(pre), likelihood_layout(pre), n_conditions)
+        key = request_key(data, conditions, config, train_config, preprocess_config) \
+            if train_config.checkpoint_dir is not None else None
+        if train_config.n_estimators == 1:
+            resolved = resolve(train_config, len(data), checkpoint_key=key)
             model = build_seeded(config, seed)
-            n_epochs = auto_epochs(len(data), batch_size, val_fraction, step_budget, max_epochs) if epochs == "auto" \
-                else int(epochs)
-            train_config = TrainConfig(epochs=n_epochs, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
-                                       **(train_options or {}))
-            result = train(model, data, conditions, config=train_config, callbacks=callbacks)
-            return FittedModel(pre, data, model, train_config, result, seed)
-        return _fit_ensemble(pre, data, conditions, config, seed, epochs, batch_size, val_fraction,
-                             dict(train_options or {}), callbacks, n_members, member_fraction,
-                             step_budget or AUTO_STEPS, max_epochs)
+            result = train(model, data, conditions, config=resolved, callbacks=callbacks)
+            return FittedModel(pre, data, model, resolved, result, seed)
+        return _fit_ensemble(pre, data, conditions, config, train_config, key, callbacks)
 
 
-def _fit_ensemble(pre: Any, data: np.ndarray, conditions: np.ndarray | None, config: Any, seed: int,
-                  epochs: int | str, batch_size: int, val_fraction: float, train_options: dict[str, Any],
-                  callbacks: Sequence[Any], n_members: int, member_fraction: float, step_budget: int,
-                  max_epochs: int | None = None) -> FittedModel:
+def resolve(config: TrainConfig, n_rows: int, *, batch_rows: int | None = None, budget: float | None = None,
+            **changes: Any) -> TrainConfig:
+    """``config`` with "auto" epochs and batch size made whole for ``n_rows`` training rows (the batch
+    sized from ``batch_rows``, default ``n_rows``; the epochs from ``budget`` gradient steps, default
+    ``max_steps``), and ``changes`` applied."""
+    batch = auto_batch_size(batch_rows or n_rows, config.val_fraction) if config.batch_size == "auto" \
+        else config.batch_size
+    epochs = auto_epochs(n_rows, batch, config.val_fraction, budget or config.max_steps, config.max_epochs) \
+        if config.epochs == "auto" else config.epochs
+    return replace(config, epochs=epochs, batch_size=batch, **changes)
+
+
+def request_key(data: np.ndarray, conditions: np.ndarray | None, model_config: ModelConfig,
+                train_config: TrainConfig, preprocess_config: PreprocessConfig) -> str:
+    """What makes a training request: the model-space data and every option that changes the training
+    (not where the checkpoint lives, whether to resume, the progress bar or the threads)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(data).tobytes())
+    if conditions is not None:
+        h.update(np.ascontiguousarray(conditions).tobytes())
+    train_options = {k: v for k, v in asdict(train_config).items()
+                     if k not in ("checkpoint_dir", "resume", "checkpoint_key", "verbose", "n_jobs")}
+    h.update(json.dumps([model_config.to_dict(), train_options, asdict(preprocess_config)], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def _fit_ensemble(pre: Any, data: np.ndarray, conditions: np.ndarray | None, config: ModelConfig,
+                  train_config: TrainConfig, key: str | None, callbacks: Sequence[Any]) -> FittedModel:
     from .models.ensemble import ModelEnsemble
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
+    seed, n_members = train_config.random_state, train_config.n_estimators
     rng = np.random.default_rng(seed)
-    size = max(2, int(round(member_fraction * len(data))))
-    checkpoint_dir = train_options.pop("checkpoint_dir", None)
-    n_epochs = auto_epochs(size, batch_size, val_fraction, budget=2 * step_budget / n_members, max_epochs=max_epochs) \
-        if epochs == "auto" else int(epochs)
+    size = max(2, int(round(train_config.max_samples * len(data))))
+    # Each member trains on ``size`` rows in batches sized for the whole data, for 2 x max_steps / n steps.
+    resolved = resolve(train_config, size, batch_rows=len(data),
+                       budget=2 * (train_config.max_steps or AUTO_STEPS) / n_members)
+    checkpoint_dir = train_config.checkpoint_dir
     members, results, first_config = [], [], None
     for i in range(n_members):
         rows = np.sort(rng.choice(len(data), size=size, replace=False))
-        member_config = TrainConfig(epochs=n_epochs, batch_size=batch_size, val_fraction=val_fraction, seed=seed + i,
-                                    checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/member-{i}",
-                                    **train_options)
+        member_config = replace(resolved, random_state=seed + i,
+                                checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/member-{i}",
+                                checkpoint_key=None if key is None else f"{key}-member-{i}")
         model = build_seeded(config, seed + i)
         result = train(model, data[rows], None if conditions is None else conditions[rows], config=member_config,
                        callbacks=callbacks if i == 0 else ())

@@ -37,10 +37,12 @@ class GenerativeModel:
     def fit(cls, X: Any, y: Any = None, *, kind: str = "vae", epochs: int = 30, latent_dim: int | None = None,
             hidden_dims: tuple[int, ...] | None = None, architecture: str = "auto", beta: float = 1.0,
             capacity: float | None = None, noise: str | None = None, noise_level: float = 0.2,
-            batch_size: int = 128, lr: float = 1e-3, seed: int = 0, device: str = "auto", progress: bool = False,
-            callbacks: tuple = ()) -> GenerativeModel:
-        """Train a VAE, CVAE (``y`` given) or VQ-VAE on tables or images."""
+            batch_size: int = 128, lr: float = 1e-3, random_state: int = 0, device: str = "auto",
+            verbose: bool = False, callbacks: tuple = ()) -> GenerativeModel:
+        """Train a VAE, CVAE (``y`` given) or VQ-VAE on tables or images (options named as the estimators')."""
         from .fitting import fit_model
+        from .models import ModelConfig
+        from .trainer import TrainConfig
 
         classes, codes = None, None
         if kind == "cvae":
@@ -50,12 +52,13 @@ class GenerativeModel:
             if len(classes_arr) < 2:
                 raise DataError(f"labels have a single class ({classes_arr[0]!r})")
             classes = [c.item() if hasattr(c, "item") else c for c in classes_arr]
+        # The typed configs check the options against the one options table as they are built.
         fitted = fit_model(
-            X, codes, kind=kind, n_conditions=len(classes) if classes else 0, epochs=epochs, batch_size=batch_size,
-            random_state=seed, callbacks=callbacks,
-            model_options={"latent_dim": latent_dim, "hidden_dims": hidden_dims, "architecture": architecture,
-                           "beta": beta, "capacity": capacity},
-            train_options={"lr": lr, "device": device, "progress": progress, "noise": noise, "noise_level": noise_level})
+            X, codes, callbacks=callbacks,
+            model_config=ModelConfig(kind=kind, latent_dim=latent_dim, hidden_dims=hidden_dims,
+                                     architecture=architecture, beta=beta, capacity=capacity),
+            train_config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, verbose=verbose,
+                                     noise=noise, noise_level=noise_level, random_state=random_state))
         return cls(fitted.model, fitted.preprocessor, classes, {"history": fitted.train_result.history})
 
     def save(self, directory: str | Path) -> Path:

@@ -11,8 +11,7 @@ from .codes import load_codes, save_codes
 from .errors import ConfigError
 from .generative import GenerativeModel
 from .image_metrics import as_unit_images, psnr, ssim
-
-NOISE_KINDS = ("gaussian", "salt_pepper", "mask")
+from .options import NOISE_KINDS  # spelled once, in the options table
 
 
 def encode_report(gm: GenerativeModel, X: Any, output: str | Path) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from imblearn.over_sampling.base import BaseOverSampler
 
 from .errors import ConfigError, DataError
 from .inputs import is_image_input
-from .params import BOOL, EPOCHS, N_JOBS, NONE, SEED, Check, Interval, Options, positive_int_tuple, string_list
-from .params import validate_params as _validate
+from .options import check, select
+from .params import BOOL, NONE, Check, Interval, Options
 
 # seed_selection="density": this share of a class's rows, lowest latent density first, never seeds (SMOTE-CLS).
 SEED_DENSITY_QUANTILE = 0.1
@@ -91,38 +91,29 @@ class VAEOversampler(BaseOverSampler):
 
     _sampling_type = "over-sampling"
 
-    _parameter_constraints: dict[str, list[Any]] = {
-        "sampling_strategy": [Options(("auto", "minority", "not minority", "not majority", "all")),
-                              Interval(float, 0, 1, closed="right"), Check(lambda v: isinstance(v, dict) or callable(v),
-                                                                           "a dict {class: count} or a callable")],
-        "random_state": [SEED],
-        "latent_dim": [NONE, Interval(int, 1, 4096)],
-        "hidden_dims": [NONE, Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]")],
-        "beta": [Interval(float, 0, None)],
-        "epochs": [EPOCHS],
-        "batch_size": [Interval(int, 1, 1_000_000)],
-        "lr": [Interval(float, 0, 10, closed="right")],
-        "generation": [Options(("data", "latent"))],
-        "seed_selection": [Options(("class", "density", "boundary", "uniform"))],
-        "neighbour_space": [Options(("x", "z"))],
-        "class_filter": [BOOL],
-        "llr_margin": [Interval(float, None, None)],
-        "on_shortfall": [Options(("relax", "raise"))],
-        "few_rows": [Interval(int, 0, None)],
-        "filter_anomalous": [BOOL],
-        "anomaly_quantile": [Interval(float, 0, 1, closed="right")],
-        "min_distance": [NONE, Options(("auto",)), Interval(float, 0, None)],
-        "min_class_rows": [Interval(int, 1, None)],
-        "sample_noise": [BOOL],
-        "latent_sampling": [Options(("posterior", "prior", "interpolate"))],
-        "k_neighbors": [Interval(int, 1, 100)],
-        "max_rounds": [Interval(int, 1, 1000)],
-        "categorical_columns": [NONE, Check(string_list, "a list of column names")],
-        "device": [Check(lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
-                         "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")],
-        "n_jobs": [N_JOBS],
-        "verbose": [BOOL],
-    }
+    # The shared options come from the one options table (declared there, once); the rest are this sampler's own.
+    _parameter_constraints: dict[str, list[Any]] = select(
+        "random_state", "latent_dim", "hidden_dims", "beta", "epochs", "batch_size", "lr", "categorical_columns",
+        "device", "n_jobs", "verbose",
+        sampling_strategy=[Options(("auto", "minority", "not minority", "not majority", "all")),
+                           Interval(float, 0, 1, closed="right"),
+                           Check(lambda v: isinstance(v, dict) or callable(v), "a dict {class: count} or a callable")],
+        generation=[Options(("data", "latent"))],
+        seed_selection=[Options(("class", "density", "boundary", "uniform"))],
+        neighbour_space=[Options(("x", "z"))],
+        class_filter=[BOOL],
+        llr_margin=[Interval(float, None, None)],
+        on_shortfall=[Options(("relax", "raise"))],
+        few_rows=[Interval(int, 0, None)],
+        filter_anomalous=[BOOL],
+        anomaly_quantile=[Interval(float, 0, 1, closed="right")],
+        min_distance=[NONE, Options(("auto",)), Interval(float, 0, None)],
+        min_class_rows=[Interval(int, 1, None)],
+        sample_noise=[BOOL],
+        latent_sampling=[Options(("posterior", "prior", "interpolate"))],
+        k_neighbors=[Interval(int, 1, 100)],
+        max_rounds=[Interval(int, 1, 1000)],
+    )
 
     def __init__(
         self,
@@ -133,7 +124,7 @@ class VAEOversampler(BaseOverSampler):
         hidden_dims: tuple[int, ...] | None = None,
         beta: float = 1.0,
         epochs: int | str = "auto",
-        batch_size: int = 128,
+        batch_size: int | Literal["auto"] = 128,
         lr: float = 1e-3,
         generation: Literal["data", "latent"] = "data",
         seed_selection: Literal["class", "density", "boundary", "uniform"] = "class",
@@ -241,7 +232,7 @@ class VAEOversampler(BaseOverSampler):
         return self.fit_resample(X, y)
 
     def _validate(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
-        _validate(type(self).__name__, self.get_params(), self._parameter_constraints)
+        check(type(self).__name__, self.get_params(), self._parameter_constraints)
         if isinstance(X, pd.DataFrame):
             X_in = X.reset_index(drop=True)
         else:
@@ -265,16 +256,22 @@ class VAEOversampler(BaseOverSampler):
     def fit_model(self, X: Any, y: np.ndarray) -> VAEOversampler:
         import torch
 
-        from .fitting import fit_model
+        from .fitting import PreprocessConfig, fit_model, seed_of
+        from .models import ModelConfig
+        from .trainer import TrainConfig
 
         self.classes_ = np.unique(y)
         self.is_image_ = is_image_input(X)
         codes = np.searchsorted(self.classes_, y)
+        # The typed configs, built once from the parameters (same names); fit_model binds them to the data.
         fitted = fit_model(
-            X, codes, kind="cvae", n_conditions=len(self.classes_), epochs=self.epochs, batch_size=self.batch_size,
-            random_state=self.random_state, n_jobs=self.n_jobs, categorical_columns=self.categorical_columns,
-            model_options={"latent_dim": self.latent_dim, "hidden_dims": self.hidden_dims, "beta": self.beta},
-            train_options={"lr": self.lr, "device": self.device, "progress": self.verbose})
+            X, codes,
+            model_config=ModelConfig(kind="cvae", latent_dim=self.latent_dim, hidden_dims=self.hidden_dims,
+                                     beta=self.beta),
+            train_config=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, device=self.device,
+                                     n_jobs=self.n_jobs, random_state=seed_of(self.random_state),
+                                     verbose=self.verbose),
+            preprocess_config=PreprocessConfig(categorical_columns=self.categorical_columns))
         self.seed_, self.preprocessor_, self.model_ = fitted.seed, fitted.preprocessor, fitted.model
         self.train_result_, data = fitted.train_result, fitted.data
         # Per-class reference statistics for seeds and filters.
@@ -385,13 +382,14 @@ class VAEOversampler(BaseOverSampler):
         """recon + KL of model-space rows ``x`` under condition ``k`` (higher = less likely), in chunks."""
         import torch
 
+        from .batching import chunk_rows, iter_batches, model_row_bytes
         from .scoring import score_batch
 
         device = next(self.model_.parameters()).device
         shape = self.model_.config.input_shape
         out = []
-        for i in range(0, len(x), 4096):
-            part = torch.from_numpy(np.ascontiguousarray(x[i:i + 4096], dtype=np.float32)).to(device)
+        for b in iter_batches(len(x), chunk_rows(model_row_bytes(self.model_.config.n_features))):
+            part = torch.from_numpy(np.ascontiguousarray(x[b], dtype=np.float32)).to(device)
             part = part.view(len(part), *shape)
             with torch.no_grad():
                 out.append(score_batch(self.model_, part, torch.full((len(part),), k, device=device)).cpu().numpy())

@@ -84,7 +84,7 @@ def fashion_mnist(data_dir: str | Path, out_dir: str | Path, *, download: bool =
     if limit:
         images, labels = images[:limit], labels[:limit]
     gm = GenerativeModel.fit(images, kind="vae", epochs=epochs, latent_dim=latent_dim, hidden_dims=(512, 256),
-                             architecture="mlp", seed=seed, progress=progress)
+                             architecture="mlp", random_state=seed, verbose=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = gm.generate(16, seed=seed)
     recon = gm.reconstruct(images[:8])

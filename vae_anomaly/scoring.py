@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-
-SCORE_METHODS: tuple[str, ...] = ("recon_kl", "neg_elbo", "iwae", "recon", "kl")
+from .options import COMPLEXITY_METHODS, SCORE_METHODS  # spelled once, in the options table
 
 
 def check_method(method: str) -> None:
@@ -145,7 +144,6 @@ def detection_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float |
 
 
 # ---------------------------------------------------------------- input complexity (Serrà et al., ICLR 2020)
-COMPLEXITY_METHODS: tuple[str, ...] = ("png", "zlib")
 
 
 def complexity_bits(images: np.ndarray, method: str) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The trainer: one readable loop, top to bottom.
 
 Seeded shuffling, a validation split, AdamW, gradient clipping, bf16 autocast
-on CUDA, early stopping on the validation loss, a checkpoint after every epoch
+on CUDA (always: a GPU fit's speed; CPU fits never use it), early stopping on the validation
+loss, a checkpoint after every epoch
 (safetensors + JSON, never pickle) and exact resume on CPU.
 """
 
@@ -12,26 +13,36 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from .batching import chunk_rows, iter_batches, model_row_bytes
 from .checkpoint import load_checkpoint, save_checkpoint, unflatten_optimizer
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
+from .options import NoiseKind, StoppingRule, check
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-NoiseKind = Literal["gaussian", "salt_pepper", "mask"]
 
 
 @dataclass
 class TrainConfig:
-    """How to train; every field has a default that works on a CPU."""
+    """How to train; every field has a default that works on a CPU.
 
-    epochs: int = 50
-    batch_size: int = 128
+    The fields carry the estimators' parameter names (``VAEDetector(trim_fraction=...)`` is
+    ``TrainConfig.trim_fraction``). ``epochs`` and ``batch_size`` may be "auto" until
+    :func:`~vae_anomaly.fitting.fit_model` resolves them from the data; the loop trains a resolved config.
+    """
+
+    epochs: int | Literal["auto"] = 50
+    batch_size: int | Literal["auto"] = 128
+    # epochs="auto": the gradient-step budget (None: a generator's AUTO_STEPS) and its epoch cap
+    # (None: AUTO_EPOCHS' upper bound).
+    max_steps: int | None = None
+    max_epochs: int | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-5
     val_fraction: float = 0.1
@@ -39,18 +50,19 @@ class TrainConfig:
     min_delta: float = 1e-4
     grad_clip: float | None = 10.0
     device: str = "auto"
-    amp: bool = True
-    compile: bool = False
-    seed: int = 0
+    n_jobs: int | None = None
+    random_state: int = 0  # the seed of the weights, the split, the shuffling and the sampling noise
     checkpoint_dir: str | None = None
     resume: bool = False
-    checkpoint_key: str | None = None  # what the checkpoint was made for; resuming another request is refused
-    progress: bool = False
+    # What the checkpoint was made for (fit_model sets it from the data and the configs); resuming a
+    # checkpoint of another request is refused.
+    checkpoint_key: str | None = None
+    verbose: bool = False
     noise: NoiseKind | None = None
     noise_level: float = 0.2
-    # Loss truncation: from ``trim_start`` (share of training) on, each batch's ``trim`` share of
+    # Loss truncation: from ``trim_start`` (share of training) on, each batch's ``trim_fraction`` share of
     # highest-loss rows is left out of the gradient; before it the model learns the bulk of the data.
-    trim: float = 0.0
+    trim_fraction: float = 0.0
     trim_start: float = 0.1
     # Which weights to keep and when to stop. "validation": the lowest validation loss, ``patience``
     # epochs without improvement. "separation" (ODIM, Kim et al. ICML 2023): a detector's training rows
@@ -61,20 +73,27 @@ class TrainConfig:
     # and training stops after ``separation_patience`` gradient steps without a new peak. The epoch
     # count becomes a ceiling, and no label is needed.
     # "none": train for all the epochs and keep the last weights (a fixed budget of steps).
-    stopping: Literal["validation", "separation", "none"] = "validation"
+    stopping: StoppingRule = "validation"
     separation_patience: int = 100
+    # An ensemble (fit_model): ``n_estimators`` members, each on its own ``max_samples`` share of the rows.
+    n_estimators: int = 1
+    max_samples: float = 0.8
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("epochs and batch_size must be >= 1")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
-        if not 0 <= self.trim < 1 or not 0 <= self.trim_start <= 1:
-            raise ConfigError(f"trim must lie in [0, 1) and trim_start in [0, 1], got {self.trim}, {self.trim_start}")
-        if self.stopping not in ("validation", "separation", "none"):
-            raise ConfigError(f"stopping must be 'validation', 'separation' or 'none', not {self.stopping!r}")
-        if self.noise not in (None, "gaussian", "salt_pepper", "mask"):
-            raise ConfigError(f"noise must be None, 'gaussian', 'salt_pepper' or 'mask', not {self.noise!r}")
+        # Values a user gave were checked at the boundary; these are the loop's own invariants (a
+        # TrainConfig built by hand is checked against the same table).
+        check("TrainConfig", {n: getattr(self, n) for n in _CHECKED})
+        if not 0 <= self.trim_fraction < 1:
+            raise ConfigError(f"TrainConfig: trim_fraction must lie in [0, 1), got {self.trim_fraction}")
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.epochs != "auto" and self.batch_size != "auto"
+
+
+_CHECKED = ("epochs", "batch_size", "lr", "weight_decay", "val_fraction", "patience", "stopping",
+            "separation_patience", "noise", "noise_level", "trim_start", "device", "n_jobs", "verbose",
+            "n_estimators", "max_samples")
 
 
 @dataclass
@@ -132,21 +151,31 @@ def _restore(ckpt_dir: Path, key: str | None, model: nn.Module, opt: torch.optim
     result.resumed_from_epoch = int(meta["epoch"])
 
 
-def _run_epoch(model: nn.Module, loss_fn: Callable[..., Any], opt: torch.optim.Optimizer, X_tr: torch.Tensor,
-               c_tr: torch.Tensor | None, order: torch.Tensor, epoch: int, batch: int, steps: int,
-               cfg: TrainConfig, use_amp: bool, device: torch.device) -> dict[str, float]:
+@dataclass
+class _TrainRows:
+    """The training rows on the device and how an epoch walks them."""
+
+    X: torch.Tensor
+    c: torch.Tensor | None
+    batch: int
+    steps: int
+
+
+def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, rows: _TrainRows, order: torch.Tensor, epoch: int,
+               cfg: TrainConfig) -> dict[str, float]:
     """One pass over the training rows; returns the mean of each loss term (one device sync per epoch)."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
+    batch, steps = rows.batch, rows.steps
     for step in range(steps):
         idx = order[step * batch:(step + 1) * batch]
-        xb = X_tr[idx]
-        cb = None if c_tr is None else c_tr[idx]
+        xb = rows.X[idx]
+        cb = None if rows.c is None else rows.c[idx]
         progress = (epoch * steps + step) / (cfg.epochs * steps)
         inp = corrupt(xb, cfg.noise, cfg.noise_level) if cfg.noise else xb
-        trim = cfg.trim if progress >= cfg.trim_start else 0.0
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = loss_fn(inp, cb, progress, target=xb if cfg.noise else None, **({"trim": trim} if trim else {}))
+        trim = cfg.trim_fraction if progress >= cfg.trim_start else 0.0
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=xb.device.type == "cuda"):
+            out = model.loss(inp, cb, progress, target=xb if cfg.noise else None, **({"trim": trim} if trim else {}))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.grad_clip:
@@ -184,13 +213,14 @@ def two_component_separation(losses: np.ndarray, iterations: int = 50) -> float:
 
 
 @torch.no_grad()
-def row_losses(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 4096) -> np.ndarray:
+def row_losses(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None,
+               batch_size: int | None = None) -> np.ndarray:
     """Each row's reconstruction NLL at the posterior mean plus its KL (the detector's default score)."""
     from .scoring import score_batch
 
     model.eval()
-    out = [score_batch(model, X[i:i + batch_size], None if c is None else c[i:i + batch_size])
-           for i in range(0, len(X), batch_size)]
+    out = [score_batch(model, X[b], None if c is None else c[b])
+           for b in iter_batches(len(X), batch_size or chunk_rows(model_row_bytes(model.config.n_features)))]
     return torch.cat(out).float().cpu().numpy()
 
 
@@ -204,17 +234,19 @@ def train(
 ) -> TrainResult:
     """Fit ``model`` on ``X`` (and conditions ``c``); leaves the best-validation weights loaded."""
     cfg = config or TrainConfig()
+    if not cfg.is_resolved:
+        raise ConfigError("train() needs whole epochs and batch_size; fitting.fit_model resolves 'auto' from the data")
     device = resolve_device(cfg.device)
     # The sampling noise of training comes from the seed alone; the caller's global generator is
     # restored afterwards (a fit never changes what torch.rand gives the user next).
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.random_state)
         return _train(model, X, c, cfg, device, callbacks)
 
 
 def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor | None, cfg: TrainConfig,
            device: torch.device, callbacks: Sequence[EpochCallback]) -> TrainResult:
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.random_state)
 
     # Split: the same seed gives the same validation rows (the detector's fpr threshold uses them).
     X_all = torch.as_tensor(np.asarray(X, dtype=np.float32) if not torch.is_tensor(X) else X, dtype=torch.float32)
@@ -235,11 +267,9 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
     if n_tr % batch == 1 and steps > 1:
         steps -= 1
 
+    rows = _TrainRows(X_tr, c_tr, batch, steps)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # Compile the loss itself: compiling the module and then calling .loss would run the eager method.
-    loss_fn = torch.compile(model.loss) if cfg.compile else model.loss
-    use_amp = cfg.amp and device.type == "cuda"
     result = TrainResult(device=str(device), val_index=val_idx.tolist())
     state = _LoopState(best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
@@ -259,13 +289,13 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
     from .progress import progress_bar
 
     t0 = time.perf_counter()
-    with progress_bar(total=cfg.epochs, description="training", enabled=cfg.progress,
+    with progress_bar(total=cfg.epochs, description="training", enabled=cfg.verbose,
                       completed=state.start_epoch) as bar:
         for epoch in range(state.start_epoch, cfg.epochs):
             if state.bad_epochs >= patience:
                 break
             order = torch.randperm(n_tr, generator=gen).to(device)
-            metrics = _run_epoch(model, loss_fn, opt, X_tr, c_tr, order, epoch, batch, steps, cfg, use_amp, device)
+            metrics = _run_epoch(model, opt, rows, order, epoch, cfg)
             state.seen += steps * batch
             if not math.isfinite(metrics["train_loss"]):
                 model.load_state_dict(state.best_state)
@@ -323,9 +353,11 @@ def evaluate(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, b
     model.eval()
     sums: dict[str, float] = {}
     n = len(X)
-    for i in range(0, n, batch_size):
-        xb = X[i:i + batch_size]
-        cb = None if c is None else c[i:i + batch_size]
+    # The caller sizes these batches in rows, not bytes: a VQ-VAE's code perplexity is measured per batch,
+    # so the validation metrics depend on how the rows are grouped.
+    for b in iter_batches(n, batch_size):
+        xb = X[b]
+        cb = None if c is None else c[b]
         out = model.loss(xb, cb, 1.0)
         for k, v in out.metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
@@ -333,6 +365,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, b
 
 
 @torch.no_grad()
-def encode_codes(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def encode_codes(model: nn.Module, X: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """A VQ-VAE's code indices of the rows of ``X`` (to fit its code prior)."""
     model.eval()
-    return torch.cat([model.encode_codes(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+    size = batch_size or chunk_rows(model_row_bytes(model.config.n_features))
+    return torch.cat([model.encode_codes(X[b]) for b in iter_batches(len(X), size)])

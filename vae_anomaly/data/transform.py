@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, SchemaError
+from ..options import SCALINGS, BinaryColumns, Scaling
 from .columns import category_key, category_keys, check_onehot_budget, check_onehot_chunk, prepare_columns, sort_categories
 from .tabular import check_column_types, check_finite, first_non_numeric
-
-Scaling = Literal["robust", "standard", "minmax"]
 
 
 @dataclass
@@ -46,7 +45,7 @@ class TabularTransformer:
     # "bernoulli": a numeric column holding exactly two values is a 0/1 flag (lower value 0, upper 1) and the
     # model gives it a Bernoulli likelihood. Under a Gaussian with a learned variance, a rare flag value costs
     # a row hundreds of nats and decides its anomaly score alone; under a Bernoulli it costs -log p(flag).
-    binary_columns: Literal["bernoulli", "gaussian"] = "gaussian"
+    binary_columns: BinaryColumns = "gaussian"
     columns_: list[str] = field(default_factory=list)
     numeric_: dict[str, dict[str, Any]] = field(default_factory=dict)
     categorical_: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -54,8 +53,8 @@ class TabularTransformer:
 
     # ---------------------------------------------------------------- fitting
     def fit(self, data: pd.DataFrame | np.ndarray, *, source: str | Path | None = None) -> TabularTransformer:
-        if self.scaling not in ("robust", "standard", "minmax"):
-            raise ConfigError(f"scaling must be 'robust', 'standard' or 'minmax', not {self.scaling!r}")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"scaling must be one of {', '.join(map(repr, SCALINGS))}, not {self.scaling!r}")
         if source is None and isinstance(data, pd.DataFrame):
             source = data.attrs.get("source")  # set by load_dataset: errors name the file the table came from
         frame = self._as_frame(data, source, fitting=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data import Dataset, load_dataset
 from ..errors import DataError
@@ -31,6 +31,18 @@ class SynthJobConfig(BaseModel):
     seed: int = 0
     oversampler: dict[str, Any] = Field(default_factory=dict, description="VAEOversampler parameters")
     experiment: str = "vae-anomaly-synth"
+
+    @field_validator("oversampler")
+    @classmethod
+    def known_oversampler_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from ..options import check
+        from ..oversampler import VAEOversampler
+
+        try:
+            check("VAEOversampler", v, VAEOversampler._parameter_constraints, known=True)
+        except Exception as exc:  # pydantic reports it with the field's name
+            raise ValueError(str(exc)) from exc
+        return v
 
 
 @dataclass

@@ -47,11 +47,13 @@ class TrainJobConfig(BaseModel):
     @classmethod
     def known_detector_options(cls, v: dict[str, Any]) -> dict[str, Any]:
         from ..detector import VAEDetector
-        from ..params import check_option_names, validate_params
+        from ..options import check
 
+        if "model" in v and "kind" not in v:
+            # A job config written before the rename (``model`` is also the registry reference of scoring).
+            v = {("kind" if k == "model" else k): x for k, x in v.items()}
         try:
-            check_option_names("VAEDetector", v, list(VAEDetector._parameter_constraints))
-            validate_params("VAEDetector", v, VAEDetector._parameter_constraints)
+            check("VAEDetector", v, VAEDetector._parameter_constraints, known=True)
         except Exception as exc:  # pydantic reports it with the field's name
             raise ValueError(str(exc)) from exc
         return v
@@ -209,7 +211,7 @@ def training_figures(detector: Any, data: TrainingData) -> dict[str, Any]:
     from .. import plots
 
     tc = detector.train_config_  # truncation start in epochs: trim_start is a share of the planned training
-    figs = {"training_curves.png": plots.training_curves(detector.history_, trim=tc.trim,
+    figs = {"training_curves.png": plots.training_curves(detector.history_, trim=tc.trim_fraction,
                                                          trim_start_epoch=tc.trim_start * tc.epochs)}
     scores = detector.decision_function(data.X_val)
     figs["score_histogram.png"] = plots.score_histogram(scores, detector.threshold_, data.y_val)

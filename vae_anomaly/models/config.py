@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from ..errors import ConfigError
+from ..options import MODEL_KINDS, Architecture, ImageLikelihood, ModelKind, Options, check, select
 
-ModelKind = Literal["vae", "cvae", "vqvae"]
 # About 2 GB of float32 weights: far beyond any model this toolkit builds on purpose.
 MAX_PARAMETERS = 500_000_000
+# The chosen words and weights, checked against the options table (their one declaration). Sizes are
+# checked structurally (positive integers; the parameter estimate refuses absurd ones), and the
+# data-dependent fields (input_shape, blocks, n_conditions) against the data.
+CHOSEN = ("architecture", "dropout", "image_likelihood", "beta", "capacity", "capacity_anneal", "kl_warmup",
+          "commitment", "ema_decay", "dead_code_threshold")
+_CONSTRAINTS = {**select(*CHOSEN), "kind": [Options(MODEL_KINDS)]}
+_FLOATS = ("dropout", "beta", "capacity_anneal", "kl_warmup", "commitment", "ema_decay", "dead_code_threshold")
 
 
 def _int(name: str, value: Any, *, low: int) -> int:
@@ -25,12 +32,6 @@ def _positive_int(name: str, value: Any) -> int:
     return _int(name, value, low=1)
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, not {value!r}")
-    return float(value)
-
-
 @dataclass
 class ModelConfig:
     """Architecture and objective of a VAE-family model.
@@ -38,20 +39,22 @@ class ModelConfig:
     ``input_shape`` is ``(d,)`` for tables (after preprocessing) or ``(C, H, W)``
     for images; ``blocks`` is the likelihood layout as ``(kind, start, end)``
     with kind ``numeric``/``categorical`` (tables); images use ``image_likelihood`` for every pixel.
+    An estimator builds its config before it has seen data (``input_shape=()``); ``fit_model`` binds
+    it with :meth:`for_input`, which also derives the sizes left as None from the input shape.
     """
 
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] = ()
     kind: ModelKind = "vae"
     blocks: list[tuple[str, int, int]] = field(default_factory=list)
     latent_dim: int | None = None
     hidden_dims: tuple[int, ...] | None = None
     conv_channels: tuple[int, ...] | None = None
-    architecture: Literal["auto", "mlp", "conv"] = "auto"
+    architecture: Architecture = "auto"
     n_conditions: int = 0
     dropout: float = 0.0
     # p(pixel | z) of an image model (tables ignore it): "bernoulli" (cross-entropy on grey levels, not a
     # density), "gaussian" (learned per-pixel variance) or "continuous_bernoulli" (a density on [0, 1]).
-    image_likelihood: Literal["bernoulli", "gaussian", "continuous_bernoulli"] = "bernoulli"
+    image_likelihood: ImageLikelihood = "bernoulli"
     # beta-VAE (Higgins et al. 2017) and capacity annealing (Burgess et al. 2018)
     beta: float = 1.0
     capacity: float | None = None
@@ -66,44 +69,31 @@ class ModelConfig:
     dead_code_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(_positive_int("input_shape", s) for s in self.input_shape)
-        if self.kind not in ("vae", "cvae", "vqvae"):
-            raise ConfigError(f"model kind must be 'vae', 'cvae' or 'vqvae', not {self.kind!r}")
-        if len(self.input_shape) not in (1, 3):
-            raise ConfigError(f"input_shape must be (d,) or (C, H, W), not {self.input_shape}")
-        self.n_conditions = _int("n_conditions", self.n_conditions, low=0)
-        if self.kind == "cvae" and self.n_conditions < 1:
-            raise ConfigError("a CVAE needs n_conditions >= 1")
-        if self.architecture not in ("auto", "mlp", "conv"):
-            raise ConfigError(f"architecture must be 'auto', 'mlp' or 'conv', not {self.architecture!r}")
-        if self.image_likelihood not in ("bernoulli", "gaussian", "continuous_bernoulli"):
-            raise ConfigError("image_likelihood must be 'bernoulli', 'gaussian' or 'continuous_bernoulli', "
-                              f"not {self.image_likelihood!r}")
-        if self.architecture == "conv" and not self.is_image:
-            raise ConfigError("a conv architecture needs image input (C, H, W)")
-        for name in ("beta", "kl_warmup", "capacity_anneal", "dropout", "commitment", "ema_decay",
-                     "dead_code_threshold"):
-            setattr(self, name, _number(name, getattr(self, name)))
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        check("ModelConfig", {n: getattr(self, n) for n in (*CHOSEN, "kind")}, _CONSTRAINTS)
+        for name in _FLOATS:
+            setattr(self, name, float(getattr(self, name)))
         if self.capacity is not None:
-            self.capacity = _number("capacity", self.capacity)
-            if self.capacity < 0:
-                raise ConfigError(f"capacity must be >= 0, got {self.capacity}")
-        if not 0 <= self.kl_warmup <= 1 or not 0 < self.capacity_anneal <= 1:
-            raise ConfigError("kl_warmup must lie in [0, 1] and capacity_anneal in (0, 1]")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if not 0 < self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must lie in (0, 1), got {self.ema_decay}")
-        if self.hidden_dims is not None:
-            if isinstance(self.hidden_dims, int | str) or len(self.hidden_dims) == 0:
-                raise ConfigError(f"hidden_dims must be a non-empty list of positive integers, not {self.hidden_dims!r}")
-            self.hidden_dims = tuple(_positive_int("hidden_dims", h) for h in self.hidden_dims)
-        if self.conv_channels is not None:
-            self.conv_channels = tuple(_positive_int("conv_channels", h) for h in self.conv_channels)
+            self.capacity = float(self.capacity)
+        for name in ("hidden_dims", "conv_channels"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, int | str) or len(value) == 0:
+                    raise ConfigError(f"{name} must be a non-empty list of positive integers, not {value!r}")
+                setattr(self, name, tuple(_positive_int(name, h) for h in value))
         for name in ("codebook_size", "code_dim", "n_positions"):
             setattr(self, name, _positive_int(name, getattr(self, name)))
+        if self.latent_dim is not None:
+            self.latent_dim = _positive_int("latent_dim", self.latent_dim)
+        self.input_shape = tuple(_positive_int("input_shape", s) for s in self.input_shape)
+        self.n_conditions = _int("n_conditions", self.n_conditions, low=0)
+        if not self.input_shape:
+            return  # not bound to data yet: the data-dependent checks and sizes wait for for_input
+        if len(self.input_shape) not in (1, 3):
+            raise ConfigError(f"input_shape must be (d,) or (C, H, W), not {self.input_shape}")
+        if self.kind == "cvae" and self.n_conditions < 1:
+            raise ConfigError("a CVAE needs n_conditions >= 1")
+        if self.architecture == "conv" and not self.is_image:
+            raise ConfigError("a conv architecture needs image input (C, H, W)")
         if not self.blocks and self.is_table:
             self.blocks = [("numeric", i, i + 1) for i in range(self.input_shape[0])]
         try:
@@ -117,7 +107,6 @@ class ModelConfig:
                 raise ConfigError(f"blocks do not tile the {self.input_shape[0]} input features")
         if self.latent_dim is None:
             self.latent_dim = 16 if self.is_image else int(min(16, max(2, math.ceil(self.n_features / 4))))
-        self.latent_dim = _positive_int("latent_dim", self.latent_dim)
         if self.hidden_dims is None:
             if self.is_image and self.architecture != "mlp":
                 self.hidden_dims = (256,)
@@ -130,6 +119,11 @@ class ModelConfig:
             raise ConfigError(f"the model would have about {estimate:,.0f} parameters (limit {MAX_PARAMETERS:,}): "
                               f"check latent_dim={self.latent_dim}, hidden_dims={self.hidden_dims}, "
                               f"input_shape={self.input_shape}")
+
+    def for_input(self, input_shape: tuple[int, ...], blocks: list[tuple[str, int, int]] | None = None,
+                  n_conditions: int = 0) -> ModelConfig:
+        """This config bound to the data: its shape, likelihood layout and number of classes."""
+        return replace(self, input_shape=tuple(input_shape), blocks=list(blocks or []), n_conditions=n_conditions)
 
     def parameter_estimate(self) -> float:
         """Rough count of the dense layers' weights (an upper bound's order of magnitude, for the size check)."""

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import IMAGE_LIKELIHOODS  # spelled once, in the options table
+
 LOG_2PI = math.log(2 * math.pi)
 # Bounds on the learned Gaussian log-variance: without a floor, a feature the
 # model reconstructs perfectly drives its variance to zero and its NLL to -inf.
@@ -28,7 +30,6 @@ IMAGE_LOGVAR_INIT = math.log(0.05)
 # Below this |logit| the continuous Bernoulli's log-normaliser and mean use their Taylor series
 # (the closed forms are 0/0 at logit 0).
 CB_TAYLOR_CUT = 1e-2
-IMAGE_LIKELIHOODS: tuple[str, ...] = ("bernoulli", "gaussian", "continuous_bernoulli")
 
 
 @dataclass(frozen=True)
