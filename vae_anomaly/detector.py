@@ -44,7 +44,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    kind : "vae" or "vqvae" (named ``model`` before 0.3; saved models with "model" still load).
+    kind : "vae" or "vqvae" (named ``model`` in 0.1.0; saved models with "model" still load).
     latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape.
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
     epochs : an integer, or "auto" for about ``max_steps`` gradient steps (at least 10 epochs): short on
