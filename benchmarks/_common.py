@@ -38,6 +38,19 @@ def load_adbench(name: str) -> tuple[np.ndarray, np.ndarray]:
         return d["X"].astype(np.float64), d["y"].astype(int)
 
 
+def scale_set_model(name: str, model_dir: Path, **options: object) -> tuple[object, np.ndarray]:
+    """A scale set as a DataFrame (columns x0, x1, ...) and its labels; a VAEDetector (``options``) fitted
+    on a seeded 20 000-row sample of it is saved to ``model_dir``."""
+    import pandas as pd
+
+    from vae_anomaly import VAEDetector
+
+    X, y = load_adbench(name)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    VAEDetector(random_state=0, device="cpu", **options).fit(frame.sample(20_000, random_state=0)).save(model_dir)
+    return frame, y
+
+
 @contextmanager
 def timer():
     box = {}

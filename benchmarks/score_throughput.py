@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCALE_SETS, load_adbench, markdown_table
+from _common import SCALE_SETS, markdown_table, scale_set_model
 
 BIN = Path(sys.executable).parent
 
@@ -34,17 +34,11 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    from vae_anomaly import VAEDetector
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.sets:
-            X, y = load_adbench(name)
-            frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
-            sample = frame.sample(20_000, random_state=0)
-            det = VAEDetector(random_state=0, device="cpu").fit(sample)
-            det.save(tmp / f"{name}-model")
+            frame, y = scale_set_model(name, tmp / f"{name}-model")
             src = tmp / f"{name}.parquet"
             pd.concat([frame] * args.repeat, ignore_index=True).to_parquet(src, row_group_size=100_000)
             out = tmp / f"{name}-scores.parquet"
