@@ -140,7 +140,7 @@ def parse_set_options(pairs: Sequence[str] | None, owner: type | None = None) ->
         except json.JSONDecodeError:
             out[k.strip()] = v
     if owner is not None:
-        constraints = owner._parameter_constraints
-        check_option_names(owner.__name__, out, list(constraints))
-        validate_params(owner.__name__, out, constraints)
+        from .options import check  # the one boundary check (options imports this module)
+
+        check(owner.__name__, out, owner._parameter_constraints, known=True)
     return out
