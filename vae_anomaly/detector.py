@@ -264,6 +264,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     def _raw_member_scores(self, data: np.ndarray, method: str | None = None) -> list[np.ndarray]:
         import torch
 
+        from .batching import chunk_rows, iter_batches, model_row_bytes
         from .device import torch_threads
         from .scoring import score_batch
 
@@ -271,9 +272,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         with torch_threads(self.n_jobs):
             for member in self._members():
                 device = next(member.parameters()).device
-                chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[i:i + 4096])).to(device),
+                size = chunk_rows(model_row_bytes(member.config.n_features))
+                chunks = [score_batch(member, torch.from_numpy(np.ascontiguousarray(data[b])).to(device),
                                       method=method or self.score_method, n_samples=self.n_samples).cpu().numpy()
-                          for i in range(0, len(data), 4096)]
+                          for b in iter_batches(len(data), size)]
                 raw = np.concatenate(chunks).astype(np.float64)
                 if self.complexity_correction is not None and (method or self.score_method) == self.score_method:
                     from .scoring import complexity_corrected
@@ -307,14 +309,17 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             raise NotFittedError("This VAEDetector is not fitted yet; call fit(X) first.")
 
-    def _scores(self, data: np.ndarray, *, per_feature: bool = False, batch_size: int = 4096,
+    def _scores(self, data: np.ndarray, *, per_feature: bool = False, batch_size: int | None = None,
                 method: str | None = None, source: str | Path | None = None, first_row: int = 0):  # noqa: ANN202
         import torch
 
+        from .batching import chunk_rows, iter_batches, model_row_bytes
         from .device import torch_threads
         from .scoring import score_batch
 
         members = self._members()
+        if batch_size is None:  # sized by the bytes a row's scoring takes (a row's score is the same either way)
+            batch_size = chunk_rows(model_row_bytes(members[0].config.n_features))
         # Ensemble members are put on one scale (robust z of their own training scores) for the fitted score;
         # another method (the promotion's negative ELBO) is averaged in its own units.
         normalise = len(members) > 1 and (method is None or method == self.score_method)
@@ -322,18 +327,17 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         correct = self.complexity_correction if method is None or method == self.score_method else None
         scores, contribs = [], []
         with torch_threads(self.n_jobs):
-            for i in range(0, len(data), batch_size):
+            for b in iter_batches(len(data), batch_size):
                 total, total_c = 0.0, 0.0
                 for k, member in enumerate(members):
-                    xb = torch.from_numpy(np.ascontiguousarray(data[i:i + batch_size])).to(
-                        next(member.parameters()).device)
+                    xb = torch.from_numpy(np.ascontiguousarray(data[b])).to(next(member.parameters()).device)
                     out = score_batch(member, xb, method=method or self.score_method, n_samples=self.n_samples,
                                       per_feature=per_feature)
                     s_k = (out[0] if per_feature else out).double().cpu().numpy()
                     if correct is not None:
                         from .scoring import complexity_corrected
 
-                        s_k = complexity_corrected(s_k, data[i:i + batch_size], correct)
+                        s_k = complexity_corrected(s_k, data[b], correct)
                     if normalise:
                         center, spread = self.member_stats_[k]
                         s_k = (s_k - center) / spread

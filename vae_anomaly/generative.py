@@ -11,6 +11,7 @@ report in :mod:`vae_anomaly.generative_reports`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,25 +146,33 @@ class GenerativeModel:
 
         return model_input(self.preprocessor, X)
 
-    def reconstruct(self, X: Any, y: Any = None, batch_size: int = 1024) -> Any:
+    def _batches(self, n: int, batch_size: int | None, max_rows: int = 4096) -> Iterator[slice]:
+        """The row slices of ``n`` rows: ``batch_size`` rows each, or (None) as many as the memory budget holds,
+        at most ``max_rows`` (each method's former fixed size: another grouping can move a float's last bit)."""
+        from .batching import chunk_rows, iter_batches, model_row_bytes
+
+        size = batch_size if batch_size is not None else chunk_rows(model_row_bytes(self.model.config.n_features),
+                                                                    max_rows=max_rows)
+        return iter_batches(n, size)
+
+    def reconstruct(self, X: Any, y: Any = None, batch_size: int | None = None) -> Any:
         """Decoder mean at the posterior mean: the denoised / reconstructed data, in user space."""
         import torch
 
         data = self._model_input(X)
         out = []
         with torch.no_grad():
-            for i in range(0, len(data), batch_size):
-                xb = torch.from_numpy(data[i:i + batch_size]).to(self._device())
+            for b in self._batches(len(data), batch_size, max_rows=1024):
+                xb = torch.from_numpy(data[b]).to(self._device())
                 cb = None
                 if self.model.config.n_conditions:
                     if y is None:
                         raise ConfigError("a CVAE reconstructs with the rows' labels: pass y")
-                    cb = torch.as_tensor([self.class_index(v) for v in np.asarray(y)[i:i + batch_size]],
-                                         device=self._device())
+                    cb = torch.as_tensor([self.class_index(v) for v in np.asarray(y)[b]], device=self._device())
                 out.append(self.model.reconstruct(xb, cb).cpu().numpy())
         return self._out(np.concatenate(out))
 
-    def encode(self, X: Any, batch_size: int = 4096) -> np.ndarray:
+    def encode(self, X: Any, batch_size: int | None = None) -> np.ndarray:
         """Latent codes: posterior means (float32) or VQ code indices (int64)."""
         import torch
 
@@ -172,18 +181,19 @@ class GenerativeModel:
         data = self._model_input(X)
         out = []
         with torch.no_grad():
-            for i in range(0, len(data), batch_size):
-                xb = torch.from_numpy(data[i:i + batch_size]).to(self._device())
+            for b in self._batches(len(data), batch_size):
+                xb = torch.from_numpy(data[b]).to(self._device())
                 out.append(self.model.encode_codes(xb) if self.is_vq else self.model.encode(xb)[0])
         return torch.cat(out).cpu().numpy()
 
-    def decode(self, codes: np.ndarray, batch_size: int = 4096) -> Any:
+    def decode(self, codes: np.ndarray, batch_size: int | None = None) -> Any:
+        """Data (user space) decoded from latent codes or VQ code indices, as :meth:`encode` made them."""
         import torch
 
         out = []
         with torch.no_grad():
-            for i in range(0, len(codes), batch_size):
-                cb = torch.as_tensor(codes[i:i + batch_size], device=self._device())
+            for b in self._batches(len(codes), batch_size):
+                cb = torch.as_tensor(codes[b], device=self._device())
                 try:
                     raw = self.model.decode_codes(cb) if self.is_vq else self.model.decode(cb.float())
                     x = self.model.likelihood.mean(raw).view(len(cb), *self.model.config.input_shape)
