@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -511,25 +510,16 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         """
         from .data.transform import transformer_from_dict
         from .persist import load_model
+        from .saved_model import DetectorEntry, validate
 
         model, meta = load_model(directory, device=device)
         extra = meta.get("extra", {})
         if extra.get("owner") != "VAEDetector":
             raise ModelError(f"{directory} holds a {extra.get('owner', 'model')}, not a VAEDetector")
         where = f"{Path(directory) / 'model.json'}"
-        try:
-            params = dict(extra["params"])
-            threshold = extra["threshold"]
-            quantiles = np.asarray(extra["train_score_quantiles"], dtype=np.float64)
-            lo, hi = float(extra["train_score_min"]), float(extra["train_score_max"])
-            n_features = int(extra["n_features_in"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: detector entry is missing or malformed ({type(exc).__name__}: {exc})") from exc
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-            raise ModelError(f"{where}: threshold {threshold!r} is not a finite number; refusing a model that "
-                             "would flag nothing (or everything)")
-        if quantiles.ndim != 1 or len(quantiles) < 2 or not np.isfinite(quantiles).all():
-            raise ModelError(f"{where}: train_score_quantiles must be finite numbers")
+        # Types, finiteness (a NaN threshold would flag nothing, or everything) and shapes, by the schema.
+        entry = validate(DetectorEntry, extra, where, "detector entry is missing or malformed: ")
+        params = dict(entry.params)
         if "score" in params and "score_method" not in params:
             # Saved before the rename (the ``score`` parameter shadowed scikit-learn's score()).
             params["score_method"] = params.pop("score")
@@ -548,29 +538,20 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             raise ModelError(f"{where}: {exc}") from exc
         det.model_ = model
         det.preprocessor_ = transformer_from_dict(meta["preprocessing"])
-        det.threshold_ = float(threshold)
-        det.n_features_in_ = n_features
-        if extra.get("feature_names_in"):
-            det.feature_names_in_ = np.asarray(extra["feature_names_in"], dtype=object)
-        det.history_ = extra.get("history", [])
-        stats = extra.get("member_stats", [])
+        det.threshold_ = entry.threshold
+        det.n_features_in_ = entry.n_features_in
+        if entry.feature_names_in:
+            det.feature_names_in_ = np.asarray(entry.feature_names_in, dtype=object)
+        det.history_ = entry.history
         n_members = len(det._members_of(model))
-        if n_members > 1 and not (isinstance(stats, list) and len(stats) == n_members and all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) and math.isfinite(v) for v in p)
-                and p[1] > 0 for p in stats)):
+        if n_members > 1 and len(entry.member_stats) != n_members:
             raise ModelError(f"{where}: member_stats must hold [center, spread > 0] for each of the {n_members} members")
-        det.member_stats_ = stats
-        columns = extra.get("data_columns", {})
-        if not (isinstance(columns, dict) and set(columns) <= {"id", "label"} and all(
-                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in columns.values())):
-            raise ModelError(f"{where}: data_columns must map 'id' and 'label' to lists of column names")
-        det.data_columns_ = columns
-        det.train_score_quantiles_ = quantiles
-        det.train_score_min_, det.train_score_max_ = lo, hi
-        moments = [extra.get(k) for k in ("train_score_mean", "train_score_std", "n_train_scores")]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in moments):
-            # Absent in models saved by 0.1.0: predict_proba('unify') then uses the quantiles.
-            det.train_score_mean_, det.train_score_std_ = float(moments[0]), float(moments[1])
-            det.n_train_scores_ = int(moments[2])
+        det.member_stats_ = [list(p) for p in entry.member_stats]
+        det.data_columns_ = dict(entry.data_columns)
+        det.train_score_quantiles_ = np.asarray(entry.train_score_quantiles, dtype=np.float64)
+        det.train_score_min_, det.train_score_max_ = entry.train_score_min, entry.train_score_max
+        moments = (entry.train_score_mean, entry.train_score_std, entry.n_train_scores)
+        if None not in moments:  # absent in models saved by 0.1.0: predict_proba('unify') then uses the quantiles
+            det.train_score_mean_, det.train_score_std_, det.n_train_scores_ = moments
         det.model_meta_ = meta
         return det

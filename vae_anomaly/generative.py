@@ -79,7 +79,13 @@ class GenerativeModel:
         if not meta.get("preprocessing"):
             raise ModelError(f"{directory}: the model has no preprocessing saved with it")
         extra = meta.get("extra", {})
-        gm = cls(model, transformer_from_dict(meta["preprocessing"]), extra.get("classes"), meta)
+        classes = None
+        if extra.get("owner") == "GenerativeModel":  # a detector's folder has no classes
+            from .saved_model import GenerativeEntry, validate
+
+            classes = validate(GenerativeEntry, extra, str(Path(directory) / "model.json"),
+                               "GenerativeModel entry is malformed: ").classes
+        gm = cls(model, transformer_from_dict(meta["preprocessing"]), classes, meta)
         gm.directory = Path(directory)
         return gm
 

@@ -2,8 +2,9 @@
 
 A model folder holds ``model.safetensors`` and ``model.json`` (format version,
 model config, preprocessing, the weights' SHA-256, and whatever the estimator
-that saved it needs). The folder is written atomically; every load checks the
-hash, so weights that do not belong to their JSON are refused, not scored.
+that saved it needs; the schema is :class:`vae_anomaly.saved_model.SavedModel`).
+The folder is written atomically; every load checks the JSON against the schema
+and the hash, so weights that do not belong to their JSON are refused, not scored.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def _json_default(o: Any) -> Any:
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
+    """``model.json`` as written, once it is checked against :class:`~vae_anomaly.saved_model.SavedModel`."""
+    from .saved_model import SavedModel, validate
+
     directory = Path(directory)
     meta_path = directory / META
     if not is_model_dir(directory):
@@ -103,11 +107,7 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{directory}: model format {meta.get('format_version')} is not supported "
                          f"(this version reads {FORMAT_VERSION})")
-    for key, kind in (("model_config", dict), ("weights_sha256", str)):
-        if not isinstance(meta.get(key), kind):
-            raise ModelError(f"{meta_path}: key {key!r} is missing or not a {kind.__name__}")
-    if not isinstance(meta.get("extra", {}), dict):
-        raise ModelError(f"{meta_path}: key 'extra' must be an object")
+    validate(SavedModel, meta, str(meta_path))
     return meta
 
 
@@ -139,11 +139,9 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[Any, dict[st
         config = ModelConfig.from_dict(meta["model_config"], source=str(directory / META))
     except ConfigError as exc:
         raise ModelError(str(exc)) from exc
-    n_members = meta.get("n_members", 1)
-    from .models.ensemble import MAX_MEMBERS, ModelEnsemble
+    n_members = meta.get("n_members", 1)  # bounded by the schema (read_meta)
+    from .models.ensemble import ModelEnsemble
 
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or not 1 <= n_members <= MAX_MEMBERS:
-        raise ModelError(f"{directory / META}: n_members {n_members!r} must be an integer in [1, {MAX_MEMBERS}]")
     model = build_model(config) if n_members == 1 else ModelEnsemble([build_model(config) for _ in range(n_members)])
     dev = resolve_device(device)
     try:
