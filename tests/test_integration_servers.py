@@ -103,7 +103,8 @@ def test_serve_registers_flows_yaml_deployments_with_schedules(tmp_path):
         assert sched["nightly-train"]["cron"] == "0 2 * * *"
         assert sched["hourly-score"]["interval"] == 3600
         assert by_name["hourly-score"]["parameters"]["config"]["model"] == "breast-cancer-vae"
-        assert by_name["nightly-train"]["entrypoint"].endswith("train.py:train_flow")
+        # The module path of flows.yaml, as given: the served runs import the installed package, not a file path.
+        assert by_name["nightly-train"]["entrypoint"] == "vae_anomaly.flows.train.train_flow"
         # serve also created the drift trigger of nightly-train as an automation that runs it
         automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
         assert [a["trigger"]["expect"] for a in automations

@@ -64,7 +64,7 @@ def test_a_module_entrypoint_other_than_the_projects_flows_is_refused_without_im
 def test_a_module_entrypoint_in_the_flows_package_must_be_a_flow(tmp_path):
     with pytest.raises(ConfigError, match="defines no flow 'data_task'"):
         load_flows_file(project_with(tmp_path, "vae_anomaly.flows._runtime.data_task"))
-    with pytest.raises(ConfigError, match="nothing.py does not exist"):
+    with pytest.raises(ConfigError, match=r"nothing\.py does not exist"):
         load_flows_file(project_with(tmp_path, "vae_anomaly.flows.nothing.train_flow"))
     spec = load_flows_file(project_with(tmp_path, "vae_anomaly.flows.train.train_flow"))
     assert spec.deployments[0].entrypoint == "vae_anomaly.flows.train.train_flow"
@@ -128,3 +128,15 @@ def test_the_shipped_flows_yaml_passes():
     assert len(spec.deployments) == 4
     # Module paths: an installed wheel serves and deploys them without a checkout of the flow files.
     assert all(d.entrypoint.startswith("vae_anomaly.flows.") and ":" not in d.entrypoint for d in spec.deployments)
+
+
+def test_the_shipped_entrypoints_load_with_prefects_from_source_outside_a_checkout(tmp_path):
+    """Prefect's own loader takes flows.yaml's module paths from an empty folder: the installed package is the code."""
+    from prefect import Flow
+
+    from tests.conftest import ROOT
+
+    for d in load_flows_file(ROOT / "flows.yaml").deployments:
+        flow = Flow.from_source(source=str(tmp_path), entrypoint=d.entrypoint)
+        assert isinstance(flow, Flow) and f"{flow.fn.__module__}.{flow.fn.__name__}" == d.entrypoint
+    assert list(tmp_path.iterdir()) == []
