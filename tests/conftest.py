@@ -176,3 +176,15 @@ def fitted(table, tmp_path_factory):
     path = tmp_path_factory.mktemp("rel") / "model"
     det.save(path)
     return det, path
+
+
+def edit_meta(src: Path, dst: Path, edit) -> Path:
+    """A copy of the model folder ``src`` at ``dst`` with ``edit`` (a function of the dict) applied to its model.json."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    edit(meta)
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst

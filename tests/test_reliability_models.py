@@ -12,18 +12,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA
+from tests.conftest import edit_meta as _edit_meta
 from vae_anomaly import VAEDetector
 from vae_anomaly.errors import DataError, ModelError, TrainingError
-
-
-def _edit_meta(src: Path, dst: Path, edit) -> Path:
-    import shutil
-
-    shutil.copytree(src, dst)
-    meta = json.loads((dst / "model.json").read_text())
-    edit(meta)
-    (dst / "model.json").write_text(json.dumps(meta))
-    return dst
 
 
 def test_save_refuses_a_folder_of_other_files_and_the_working_folder(fitted, tmp_path, monkeypatch):

@@ -4,23 +4,14 @@ field is a ModelError naming the file and the field, models saved by earlier ver
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import edit_meta
 from vae_anomaly import VAEDetector
 from vae_anomaly.errors import ModelError
 from vae_anomaly.saved_model import DetectorEntry, GenerativeEntry, SavedModel, saved_model_schema
-
-
-def _edited(src: Path, dst: Path, edit) -> Path:
-    shutil.copytree(src, dst)
-    meta = json.loads((dst / "model.json").read_text())
-    edit(meta)
-    (dst / "model.json").write_text(json.dumps(meta))
-    return dst
 
 
 def test_saved_folders_fit_the_published_schema(fitted):
@@ -54,7 +45,7 @@ def test_saved_folders_fit_the_published_schema(fitted):
 ])
 def test_a_tampered_field_is_refused_naming_the_file_and_the_field(fitted, tmp_path, edit, fragment):
     _, path = fitted
-    bad = _edited(path, tmp_path / "m", edit)
+    bad = edit_meta(path, tmp_path / "m", edit)
     with pytest.raises(ModelError, match=fragment) as e:
         VAEDetector.load(bad)
     assert str(bad / "model.json") in str(e.value) and "\n" not in str(e.value)
@@ -73,7 +64,7 @@ def test_a_model_saved_by_0_1_0_still_loads_and_scores_the_same(fitted, table, t
             meta["extra"].pop(key)
         meta["extra"]["params"]["score"] = meta["extra"]["params"].pop("score_method")
 
-    old = VAEDetector.load(_edited(path, tmp_path / "old", as_0_1_0))
+    old = VAEDetector.load(edit_meta(path, tmp_path / "old", as_0_1_0))
     np.testing.assert_array_equal(old.decision_function(table[:50]), det.decision_function(table[:50]))
     assert old.threshold_ == det.threshold_ and not hasattr(old, "n_train_scores_")
     assert old.member_stats_ == [] and old.data_columns_ == {} and old.history_ == []
@@ -86,6 +77,6 @@ def test_generative_model_entry_is_checked(tmp_path, digits):
     GenerativeModel.fit(X[:120], y[:120] % 2, kind="cvae", epochs=1).save(tmp_path / "g")
     assert GenerativeModel.load(tmp_path / "g").classes == [0, 1]
     GenerativeEntry.model_validate(json.loads((tmp_path / "g" / "model.json").read_text())["extra"])
-    bad = _edited(tmp_path / "g", tmp_path / "bad", lambda m: m["extra"].update(classes="01"))
+    bad = edit_meta(tmp_path / "g", tmp_path / "bad", lambda m: m["extra"].update(classes="01"))
     with pytest.raises(ModelError, match=r"model\.json: GenerativeModel entry is malformed: classes: input should be"):
         GenerativeModel.load(bad)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import tempfile
@@ -146,39 +145,31 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = False) -> Iterator[None]:
-    """Hold an advisory lock (``flock``) on ``path`` for the block; the lock file is removed after.
+    """Hold an exclusive lock on ``path`` for the block (``filelock.FileLock``: ``flock`` on POSIX,
+    ``LockFileEx`` on Windows); the lock file is removed after.
 
     ``wait=False`` refuses at once when another process holds it (two jobs writing one output);
     ``wait=True`` queues (promotions of one model name, which must happen one after the other).
-    The file is unlinked while still locked, and a lock taken on a file that was unlinked meanwhile
-    is retried, so two processes can never both believe they hold it.
+    The file is unlinked while still locked; filelock retries a lock it took on a file that was unlinked
+    meanwhile, so two processes can never both believe they hold it.
     """
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     _make_parent(path)
-    while True:
+    lock = FileLock(path, blocking=wait)
+    try:
         with _user_fixable(path):
-            fh = open(path, "a")  # noqa: SIM115 - held for the whole block
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
-            fh.close()
-            raise DataError(f"another job is already writing {what}; wait for it or choose another output",
-                            file=path) from exc
-        try:
-            same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        fh.close()  # the holder before us removed this file: lock the new one
+            lock.acquire()
+    except Timeout as exc:
+        raise DataError(f"another job is already writing {what}; wait for it or choose another output",
+                        file=path) from exc
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # Windows: filelock removes it after the release instead
             path.unlink()
-        with contextlib.suppress(OSError):
-            fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        lock.release()
 
 
 def replace_folder(new: Path, old: Path) -> None:
