@@ -304,7 +304,7 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
                     f"The best weights so far (epoch {result.best_epoch}) are loaded"
                     + (f" and the last good checkpoint is in {ckpt_dir}" if ckpt_dir else "")
                     + ". Try a lower learning rate or check the input scaling.")
-            val = evaluate(model, X_val, c_val, batch_size=max(batch, 1024)) if n_val else {}
+            val = mean_loss_terms(model, X_val, c_val, batch_size=max(batch, 1024)) if n_val else {}
             metrics.update({f"val_{k}": v for k, v in val.items()})
             metrics["epoch"] = epoch
             if cfg.stopping == "separation":
@@ -348,7 +348,8 @@ def _train(model: nn.Module, X: np.ndarray | torch.Tensor, c: np.ndarray | torch
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 1024) -> dict[str, float]:
+def mean_loss_terms(model: nn.Module, X: torch.Tensor, c: torch.Tensor | None = None,
+                    batch_size: int = 1024) -> dict[str, float]:
     """Mean loss terms on held-out rows with the final objective weighting (progress = 1)."""
     model.eval()
     sums: dict[str, float] = {}
