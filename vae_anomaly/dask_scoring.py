@@ -3,7 +3,8 @@
 * The model travels once to each worker (a worker plugin carrying the model folder's bytes: safetensors
   + JSON, never a pickle of torch objects) and is loaded there once; a worker that joins later (one that
   replaced a killed worker) gets it too. Torch threads are pinned per worker so that workers do not
-  oversubscribe the cores.
+  oversubscribe the cores, and the worker's allocator reuses freed buffers as one process's does
+  (:func:`reuse_freed_memory`): a worker scores at the single-process rate per thread.
 * One partition per input file, scored in bounded chunks; every partition's schema is checked against
   the model and an error names the file and the column.
 * Rows keep their single-process identity: ``row`` is the position in the whole dataset (files in name
@@ -304,7 +305,6 @@ def remove_stale(folder: Path, prefix: str) -> None:
 TEMP_PREFIX = "vae-anomaly-dask-"
 
 
-
 def local_worker_config() -> dict[str, Any]:
     """The dask config for the worker processes of a cluster we start: the current one, with
     distributed's statistical profiler off. It wakes every 10 ms to walk every thread's stack, taking
@@ -414,7 +414,8 @@ def cluster_client(spec: str) -> Iterator[Any]:
 
 
 def connect(spec: str) -> tuple[Any, Any]:
-    """``local`` / ``local:N`` -> a LocalCluster of N worker processes on 127.0.0.1 (one torch thread each);
+    """``local`` / ``local:N`` -> a LocalCluster of N worker processes on 127.0.0.1 (one torch thread each,
+    :func:`local_worker_config`);
     ``tcp://host:8786`` -> that scheduler. Returns (client, cluster-or-None); the caller closes both.
     Prefer :func:`cluster_client`, which also cleans up and keeps distributed quiet."""
     from distributed import Client, LocalCluster
