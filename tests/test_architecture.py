@@ -346,7 +346,7 @@ def test_only_the_flows_import_prefect_and_importing_the_package_does_not():
 # keeps its checkpoint, and the data-dependent or VQ-VAE-internal parts of the model config.
 INTERNAL_TRAIN = {"max_epochs", "min_delta", "grad_clip", "checkpoint_dir", "resume", "checkpoint_key", "trim_start"}
 DATA_MODEL = {"input_shape", "blocks", "n_conditions"}
-INTERNAL_MODEL = {"conv_channels", "capacity_anneal", "codebook_size", "code_dim", "n_positions", "commitment",
+INTERNAL_MODEL = {"conv_channels", "table_hidden_dims", "capacity_anneal", "codebook_size", "code_dim", "n_positions", "commitment",
                   "ema_decay", "dead_code_threshold"}
 
 

@@ -83,6 +83,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         in bits per dimension.
     """
 
+    # Every parameter's accepted values, checked in one place (scikit-learn's convention).
     # Every parameter's accepted values: a selection of the one options table (declared there, once).
     _parameter_constraints: dict[str, list[Any]] = select(
         "kind", "latent_dim", "hidden_dims", "beta", "capacity", "kl_warmup", "epochs", "batch_size", "max_steps",
@@ -215,9 +216,11 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     # The typed configs, built once from the parameters (same names); fit_model binds them to the data.
     def _model_config(self) -> ModelConfig:
+        from .fitting import DETECTION_TABLE_HIDDEN
         from .models import ModelConfig
 
-        return ModelConfig(kind=self.kind, latent_dim=self.latent_dim, hidden_dims=self.hidden_dims, beta=self.beta,
+        return ModelConfig(kind=self.kind, latent_dim=self.latent_dim, hidden_dims=self.hidden_dims,
+                           table_hidden_dims=DETECTION_TABLE_HIDDEN, beta=self.beta,
                            capacity=self.capacity, kl_warmup=self.kl_warmup, dropout=self.dropout,
                            architecture=self.architecture, image_likelihood=self.image_likelihood)
 

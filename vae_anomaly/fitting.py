@@ -33,6 +33,12 @@ AUTO_STEPS = 3000
 # A detector's auto epochs are set by its step budget (``max_steps``) alone: the epoch cap that keeps a
 # generator's cost bounded would cut a small table's training to a few hundred steps.
 DETECTION_MAX_EPOCHS = 100_000
+# A detector's table model has two hidden layers of 64 and 32 units whatever the input width. The
+# generators' rule (twice the input width, up to 256) gave a wide table's detector the capacity to
+# reconstruct its anomalies, and a 3- to 12-column table's too little room to learn the inliers: mean
+# AUROC +0.008 on the choose half and +0.003 on the confirm half, higher at every size on both
+# (benchmarks/RESULTS.md, "Detector width").
+DETECTION_TABLE_HIDDEN = (64, 32)
 AUTO_EPOCHS = (10, 200)
 # batch_size="auto": about eight batches an epoch, a power of two between these bounds. A 140-row table
 # trained in batches of 128 gets two gradient steps an epoch and stays under-fitted within any sensible

@@ -48,6 +48,9 @@ class ModelConfig:
     blocks: list[tuple[str, int, int]] = field(default_factory=list)
     latent_dim: int | None = None
     hidden_dims: tuple[int, ...] | None = None
+    # The hidden layers of a table model whose hidden_dims is None; None: twice the input width, a power
+    # of two in [32, 256] (generators). A detector uses a fixed width (fitting.DETECTION_TABLE_HIDDEN).
+    table_hidden_dims: tuple[int, ...] | None = None
     conv_channels: tuple[int, ...] | None = None
     architecture: Architecture = "auto"
     n_conditions: int = 0
@@ -110,6 +113,8 @@ class ModelConfig:
         if self.hidden_dims is None:
             if self.is_image and self.architecture != "mlp":
                 self.hidden_dims = (256,)
+            elif self.is_table and self.table_hidden_dims is not None:
+                self.hidden_dims = tuple(self.table_hidden_dims)
             else:
                 width = int(min(256, max(32, 2 ** math.ceil(math.log2(2 * self.n_features)))))
                 self.hidden_dims = (width, width // 2)
