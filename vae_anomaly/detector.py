@@ -44,7 +44,8 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     Parameters
     ----------
     kind : "vae" or "vqvae" (named ``model`` in 0.1.0; saved models with "model" still load).
-    latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape.
+    latent_dim, hidden_dims : architecture; ``None`` picks sizes from the input shape (a table's hidden layers:
+        64 and 32 units whatever its width, which beat widths that grow with the input on both scorecard halves).
     beta, capacity, kl_warmup : beta-VAE objective (see :class:`~vae_anomaly.models.ModelConfig`).
     epochs : an integer, or "auto" for about ``max_steps`` gradient steps (at least 10 epochs): short on
         purpose, a detector trained to convergence learns to reconstruct the anomalies in its training data.
