@@ -68,8 +68,12 @@ def test_truncation_keeps_the_model_from_learning_the_anomalies(contaminated):
         s = det.decision_scores_
         return np.median(s[:40]) / np.percentile(s[40:], 95)
 
-    plain = VAEDetector(random_state=0, epochs=60, trim_fraction=0.0).fit(contaminated)
-    trimmed = VAEDetector(random_state=0, epochs=60, trim_fraction=0.1).fit(contaminated)
+    # The network this test was calibrated on (the detector's default table width before issue #21's round):
+    # with the wider 64-32 default the trimmed margin over seeds 0-2 is 2.5 / 4.6 / 3.3 against plain 1.3 / 1.1 /
+    # 1.1 (with 32-16: 4.8 / 4.8 / 5.8 against 1.2 / 1.2 / 1.2) -- truncation still works, by a smaller factor.
+    size = {"hidden_dims": (32, 16)}
+    plain = VAEDetector(random_state=0, epochs=60, trim_fraction=0.0, **size).fit(contaminated)
+    trimmed = VAEDetector(random_state=0, epochs=60, trim_fraction=0.1, **size).fit(contaminated)
     assert margin(trimmed) > 2 * margin(plain)
 
 
