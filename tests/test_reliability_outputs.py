@@ -452,7 +452,7 @@ def test_synthesize_judges_three_classes_without_a_sklearn_error(tmp_path):
                                       oversampler={"epochs": 2})
     ds = synth_job.ingest(config)
     result = synth_job.balance(ds, config)
-    metrics = synth_job.synthesis_metrics(result, config.seed)
+    metrics = synth_job.synthesis_metrics(result, config.random_state)
     assert 0.0 <= metrics["vae_logreg_f1"] <= 1.0 and 0.0 <= metrics["real_logreg_f1"] <= 1.0
 
 

@@ -36,7 +36,7 @@ def write(result: synth_job.SynthResult, config: SynthJobConfig, ds, output: str
 
 @_runtime.data_task
 def synthesis_metrics(result: synth_job.SynthResult, config: SynthJobConfig) -> dict[str, float]:
-    return synth_job.synthesis_metrics(result, config.seed)
+    return synth_job.synthesis_metrics(result, config.random_state)
 
 
 @_runtime.run_opening_task

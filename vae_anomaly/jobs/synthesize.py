@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ..data import Dataset, load_dataset
 from ..errors import DataError
@@ -28,7 +28,9 @@ class SynthJobConfig(BaseModel):
     holdout_fraction: float = Field(0.3, gt=0, lt=0.9, description="real rows kept aside to judge utility")
     output: str | None = Field(None, description=".parquet/.csv for tables, .npz for images; default outputs/")
     mark_synthetic: bool = True
-    seed: int = 0
+    # scikit-learn's name, as the estimators' (0.1.0 configs said "seed", still read).
+    random_state: int = Field(0, validation_alias=AliasChoices("random_state", "seed"),
+                              description="seeds the train/holdout split, the oversampler's and SMOTE's random_state")
     oversampler: dict[str, Any] = Field(default_factory=dict, description="VAEOversampler parameters")
     experiment: str = "vae-anomaly-synth"
 
@@ -87,13 +89,13 @@ def balance(ds: Dataset, config: SynthJobConfig) -> SynthResult:
         raise DataError(f"class {str(c)!r} has 1 row: the hold-out split (holdout_fraction "
                         f"{config.holdout_fraction}) needs at least 2 rows of every class; add rows or drop the class",
                         file=ds.source, column=config.label_column)
-    tr, ho = train_test_split(idx, test_size=config.holdout_fraction, random_state=config.seed, stratify=y)
+    tr, ho = train_test_split(idx, test_size=config.holdout_fraction, random_state=config.random_state, stratify=y)
 
     def take(rows: np.ndarray) -> Any:
         return ds.X.iloc[rows].reset_index(drop=True) if isinstance(ds.X, pd.DataFrame) else ds.X[rows]
 
     Xtr, ytr = take(tr), y[tr]
-    sampler = VAEOversampler(random_state=config.seed, sampling_strategy=_strategy(config, ytr),
+    sampler = VAEOversampler(random_state=config.random_state, sampling_strategy=_strategy(config, ytr),
                              **config.oversampler)
     try:
         X_res, y_res = sampler.fit_resample(Xtr, ytr)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ..data import Dataset, load_dataset
 from ..defaults import EXPERIMENT, MODEL_NAME
@@ -35,7 +35,9 @@ class TrainJobConfig(BaseModel):
     train_on: Literal["all", "normal"] = Field(
         "all", description="'all': unsupervised, anomalies included; 'normal': only rows labelled normal")
     validation_fraction: float = Field(0.2, gt=0, lt=0.9)
-    seed: int = 0
+    # scikit-learn's name, as the estimators' (0.1.0 configs said "seed", still read).
+    random_state: int = Field(0, validation_alias=AliasChoices("random_state", "seed"),
+                              description="seeds the train/validation split and the detector's random_state")
     detector: dict[str, Any] = Field(default_factory=dict, description="VAEDetector parameters")
     experiment: str = EXPERIMENT
     model_name: str = MODEL_NAME
@@ -122,7 +124,7 @@ def split(ds: Dataset, config: TrainJobConfig) -> TrainingData:
         y = anomaly_indicator(ds.y, config.anomaly_label, source=ds.source, column=config.label_column)
     idx = np.arange(n)
     strat = y if y is not None and np.bincount(y).min() >= 2 else None
-    tr, va = train_test_split(idx, test_size=config.validation_fraction, random_state=config.seed, stratify=strat)
+    tr, va = train_test_split(idx, test_size=config.validation_fraction, random_state=config.random_state, stratify=strat)
     if config.train_on == "normal":
         if y is None:
             raise DataError("--train-on normal (train_on='normal') needs a label column (--label)", file=ds.source)
@@ -144,7 +146,7 @@ def fit_detector(data: TrainingData, config: TrainJobConfig, callbacks: tuple = 
     """Fit with a checkpoint every epoch under ``checkpoint_dir``; a rerun after a kill resumes from it."""
     from ..detector import VAEDetector
 
-    params = {"random_state": config.seed, **config.detector}
+    params = {"random_state": config.random_state, **config.detector}
     det = VAEDetector(**params).fit(data.X_train, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
                                     resume=config.resume)
     # Saved with the model: scoring the training file again keeps the ids and leaves the labels out.
