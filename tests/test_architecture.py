@@ -475,3 +475,13 @@ def test_cli_fit_takes_kind_and_model_is_only_the_registry_reference(tmp_path):
     for command in ("fit", "train"):
         text = subprocess.run([str(cli), command, "--help"], capture_output=True, text=True, timeout=120).stdout
         assert "--kind" in text and not re.search(r"--model(?![-\w])", text), command
+
+
+def test_job_configs_call_the_seed_random_state_and_still_read_seed():
+    from vae_anomaly.jobs import TrainJobConfig
+    from vae_anomaly.jobs.synthesize import SynthJobConfig
+
+    for cls in (TrainJobConfig, SynthJobConfig):
+        assert "seed" not in cls.model_fields and cls().random_state == 0
+        assert cls(seed=3).random_state == 3 and cls(random_state=4).random_state == 4
+        assert "seed" not in cls(seed=3).model_dump()

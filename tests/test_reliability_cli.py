@@ -37,6 +37,20 @@ def test_cli_fit_refuses_bad_options_and_foreign_folders(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_cli_train_and_synthesize_refuse_bad_options_before_any_work(tmp_path):
+    # One check, in the job config's words: exit 2 naming the option, no store, no server, no output.
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    data = DATA / "breast_cancer.csv"
+    for args, said in ((("--set", "latent_dim=0"), "latent_dim"), (("--set", "foo=1"), "'foo'"),
+                       (("--kind", "gan"), "kind"), (("--contamination", "0.9"), "contamination")):
+        user_error(cli("train", data, "--label", "diagnosis", *args, cwd=tmp_path, env=env), said)
+    user_error(cli("synthesize", data, "--label", "diagnosis", "--set", "few_rows=-1", cwd=tmp_path, env=env),
+               "few_rows")
+    user_error(cli("synthesize", data, "--label", "diagnosis", "--set", "epoch=3", cwd=tmp_path, env=env),
+               "'epoch'", "epochs")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_outputs_that_cannot_be_written(cli_model, tmp_path):
     (tmp_path / "afile").write_text("x")
     user_error(cli("generate", cli_model, "-n", 4, "-o", tmp_path / "afile" / "s.npz"), "cannot write the output")

@@ -76,13 +76,17 @@ def _epochs(value: str) -> int | str:
     return n
 
 
-def _detector_options(**given: object) -> dict[str, object]:
-    """VAEDetector options from named CLI flags plus ``--set``, validated before any work starts."""
-    from .detector import VAEDetector
-    from .options import check
+def _job_config(cls: type, **fields: object):  # noqa: ANN202
+    """A job's pydantic config, built before any work starts: its validators are the one check of the options
+    (the options table); a refusal is one ConfigError naming the field."""
+    from pydantic import ValidationError
 
-    check("VAEDetector", given, VAEDetector._parameter_constraints)
-    return given
+    from .errors import config_error
+
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        raise config_error(exc, cls.__name__) from None
 
 
 @app.command()
@@ -105,17 +109,15 @@ def train(
         from .errors import ConfigError
 
         raise ConfigError(f"--train-on must be 'all' or 'normal', not {train_on!r}")
-    from .detector import VAEDetector
     from .flows._runtime import tie_temporary_servers_to_this_process
     from .flows.train import train_flow
     from .jobs import TrainJobConfig
 
-    det = _detector_options(kind=kind, epochs=_epochs(epochs), contamination=contamination,
-                            **_parse_sets(set_, VAEDetector))
+    detector = {"kind": kind, "epochs": _epochs(epochs), "contamination": contamination, **_parse_sets(set_)}
+    cfg = _job_config(TrainJobConfig, data=str(data), label_column=label, anomaly_label=anomaly_label,
+                      id_column=id_column, labels_path=str(labels_path) if labels_path else None, train_on=train_on,
+                      model_name=model_name, experiment=experiment, detector=detector)
     tie_temporary_servers_to_this_process()
-    cfg = TrainJobConfig(data=str(data), label_column=label, anomaly_label=anomaly_label, id_column=id_column,
-                         labels_path=str(labels_path) if labels_path else None, train_on=train_on,
-                         model_name=model_name, experiment=experiment, detector=det)
     result = train_flow(cfg)
     _print_json(result)
 
@@ -265,18 +267,16 @@ def synthesize(
     from .flows._runtime import tie_temporary_servers_to_this_process
     from .flows.synthesize import synthesize_flow
     from .jobs.synthesize import SynthJobConfig
-    from .oversampler import VAEOversampler
 
     if output is not None:
         from .outputs import check_output
 
         check_output(output, "rows_or_images")
     parsed = _parse_sets([f"s={strategy}"])["s"]
-    options = _parse_sets(set_, VAEOversampler)
+    cfg = _job_config(SynthJobConfig, data=str(data), label_column=label, id_column=id_column,
+                      labels_path=str(labels_path) if labels_path else None, output=str(output) if output else None,
+                      sampling_strategy=parsed, oversampler=_parse_sets(set_))
     tie_temporary_servers_to_this_process()
-    cfg = SynthJobConfig(data=str(data), label_column=label, id_column=id_column,
-                         labels_path=str(labels_path) if labels_path else None, output=str(output) if output else None,
-                         sampling_strategy=parsed, oversampler=options)
     _print_json(synthesize_flow(cfg))
 
 

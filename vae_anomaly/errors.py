@@ -88,3 +88,18 @@ def __getattr__(name: str):
                                "__module__": __name__})
         return NotFittedError
     raise AttributeError(name)
+
+
+def config_error(exc: Exception, owner: str) -> ConfigError:
+    """A pydantic ``ValidationError`` of a job config as one :class:`ConfigError` naming the field.
+
+    The options table's own message (raised inside a validator) is kept as it is; pydantic's wrapper
+    ("1 validation error for ...", "Value error, ...") is left out.
+    """
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return ConfigError(f"{owner}: {exc}")
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first.get("msg", exc)).removeprefix("Value error, ")
+    return ConfigError(f"{owner} {where}: {message}" if where else f"{owner}: {message}")
