@@ -485,3 +485,32 @@ def test_job_configs_call_the_seed_random_state_and_still_read_seed():
         assert "seed" not in cls.model_fields and cls().random_state == 0
         assert cls(seed=3).random_state == 3 and cls(random_state=4).random_state == 4
         assert "seed" not in cls(seed=3).model_dump()
+
+
+def test_an_unbound_model_config_builds_no_model_and_a_saved_one_must_be_bound():
+    from vae_anomaly.errors import ConfigError
+    from vae_anomaly.models import ModelConfig, build_model
+
+    with pytest.raises(ConfigError, match="for_input"):
+        build_model(ModelConfig(kind="vae"))
+    assert build_model(ModelConfig(kind="vae").for_input((6,))) is not None
+    bound = ModelConfig(kind="vae").for_input((6,)).to_dict()
+    with pytest.raises(ConfigError, match="input_shape"):
+        ModelConfig.from_dict({**bound, "input_shape": []})
+
+
+def test_fit_model_takes_the_class_count_from_the_estimator_and_checks_the_codes():
+    from vae_anomaly.errors import DataError
+    from vae_anomaly.fitting import PreprocessConfig, fit_model
+    from vae_anomaly.models import ModelConfig
+    from vae_anomaly.trainer import TrainConfig
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    codes = np.repeat([0, 1], 20)  # the labels hold three classes; the third has no row in this sample
+    fitted = fit_model(X, codes, model_config=ModelConfig(kind="cvae", n_conditions=3),
+                       train_config=TrainConfig(epochs=1), preprocess_config=PreprocessConfig())
+    assert fitted.model.config.n_conditions == 3
+    for bad in (np.repeat([0, 3], 20), np.repeat([-1, 1], 20), np.repeat([0.0, 1.0], 20)):
+        with pytest.raises(DataError, match="class codes"):
+            fit_model(X, bad, model_config=ModelConfig(kind="cvae", n_conditions=3),
+                      train_config=TrainConfig(epochs=1), preprocess_config=PreprocessConfig())

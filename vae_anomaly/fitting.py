@@ -135,8 +135,8 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: Mod
             source = X.attrs.get("source") if hasattr(X, "attrs") else None  # the file load_dataset read
             raise DataError(f"only {len(data)} row to train on: training needs at least 2 samples "
                             f"(n_samples = {len(data)})", file=source)
-        n_conditions = 0 if conditions is None else int(np.max(conditions)) + 1
-        config = model_config.for_input(model_input_shape(pre), likelihood_layout(pre), n_conditions)
+        config = model_config.for_input(model_input_shape(pre), likelihood_layout(pre),
+                                        _condition_count(conditions, model_config.n_conditions, len(data)))
         key = request_key(data, conditions, config, train_config, preprocess_config) \
             if train_config.checkpoint_dir is not None else None
         if train_config.n_estimators == 1:
@@ -145,6 +145,23 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: Mod
             result = train(model, data, conditions, config=resolved, callbacks=callbacks)
             return FittedModel(pre, data, model, resolved, result, seed)
         return _fit_ensemble(pre, data, conditions, config, train_config, key, callbacks)
+
+
+def _condition_count(conditions: np.ndarray | None, declared: int, n_rows: int) -> int:
+    """The number of classes of a CVAE: the estimator's (``ModelConfig.n_conditions``, from its labels), or
+    one more than the largest code. Codes are integers in [0, n): a code outside would index past the one-hot."""
+    if conditions is None:
+        return declared
+    from .errors import DataError
+
+    codes = np.asarray(conditions)
+    if codes.ndim != 1 or len(codes) != n_rows or codes.dtype.kind not in "iu":
+        raise DataError(f"class codes must be one integer per row ({n_rows} rows); got {codes.dtype} "
+                        f"shaped {codes.shape}", column="y")
+    n = declared or int(codes.max()) + 1
+    if codes.min() < 0 or codes.max() >= n:
+        raise DataError(f"class codes must lie in [0, {n}); got {int(codes.min())}..{int(codes.max())}", column="y")
+    return n
 
 
 def resolve(config: TrainConfig, n_rows: int, *, batch_rows: int | None = None, budget: float | None = None,

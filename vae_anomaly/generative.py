@@ -56,7 +56,8 @@ class GenerativeModel:
         # The typed configs check the options against the one options table as they are built.
         fitted = fit_model(
             X, codes, callbacks=callbacks,
-            model_config=ModelConfig(kind=kind, latent_dim=latent_dim, hidden_dims=hidden_dims,
+            model_config=ModelConfig(kind=kind, n_conditions=len(classes or []), latent_dim=latent_dim,
+                                     hidden_dims=hidden_dims,
                                      architecture=architecture, beta=beta, capacity=capacity),
             train_config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, verbose=verbose,
                                      noise=noise, noise_level=noise_level, random_state=random_state))

@@ -266,8 +266,8 @@ class VAEOversampler(BaseOverSampler):
         # The typed configs, built once from the parameters (same names); fit_model binds them to the data.
         fitted = fit_model(
             X, codes,
-            model_config=ModelConfig(kind="cvae", latent_dim=self.latent_dim, hidden_dims=self.hidden_dims,
-                                     beta=self.beta),
+            model_config=ModelConfig(kind="cvae", n_conditions=len(self.classes_), latent_dim=self.latent_dim,
+                                     hidden_dims=self.hidden_dims, beta=self.beta),
             train_config=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, device=self.device,
                                      n_jobs=self.n_jobs, random_state=seed_of(self.random_state),
                                      verbose=self.verbose),

@@ -14,7 +14,11 @@ from .vqvae import VQVAE, VectorQuantizer
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    """The model class named by ``config.kind``."""
+    """The model class named by ``config.kind``, for a config bound to its data (:meth:`ModelConfig.for_input`)."""
+    if not config.is_bound:
+        from ..errors import ConfigError
+
+        raise ConfigError("a model needs its input shape: bind the config with ModelConfig.for_input first")
     if config.kind == "vqvae":
         return VQVAE(config)
     if config.kind == "cvae":

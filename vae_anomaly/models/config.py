@@ -130,6 +130,11 @@ class ModelConfig:
         """This config bound to the data: its shape, likelihood layout and number of classes."""
         return replace(self, input_shape=tuple(input_shape), blocks=list(blocks or []), n_conditions=n_conditions)
 
+    @property
+    def is_bound(self) -> bool:
+        """Whether :meth:`for_input` gave this config its data's shape (a model can be built only then)."""
+        return bool(self.input_shape)
+
     def parameter_estimate(self) -> float:
         """Rough count of the dense layers' weights (an upper bound's order of magnitude, for the size check)."""
         widths = [self.n_features + self.n_conditions, *self.hidden_dims]
@@ -164,6 +169,8 @@ class ModelConfig:
         try:
             d = dict(d)
             d["input_shape"] = tuple(d["input_shape"])
+            if not d["input_shape"]:  # a saved model is always bound to its data
+                raise ConfigError("input_shape must be (d,) or (C, H, W), not ()")
             d["blocks"] = [tuple(b) for b in d.get("blocks", [])]
             for k in ("hidden_dims", "conv_channels"):
                 if d.get(k) is not None:
