@@ -72,3 +72,25 @@ def test_an_unwritable_lock_folder_is_one_data_error(tmp_path):
         with exclusive_lock(blocker / "x.lock", what="x"):
             pass
     assert e.value.file == str(blocker / "x.lock")
+
+
+_HOLD_BRIEFLY = """
+import sys, time
+from pathlib import Path
+from vae_anomaly.atomic import exclusive_lock
+with exclusive_lock(Path(sys.argv[1]), what="out", wait=False):
+    print("held", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_a_lock_released_a_moment_later_is_taken_not_refused(tmp_path):
+    # A holder that unlinks and releases while we try is not another job: the old single attempt could meet
+    # the unlinked file and refuse with nobody holding the lock. The non-waiting lock tries briefly.
+    lock = tmp_path / ".out.lock"
+    for _ in range(5):
+        holder = subprocess.Popen([sys.executable, "-c", _HOLD_BRIEFLY, str(lock)], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        with exclusive_lock(lock, what="out"):  # the holder lets go within 50 ms
+            assert lock.exists()
+        assert holder.wait(timeout=30) == 0

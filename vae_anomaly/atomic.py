@@ -143,6 +143,11 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
+# How long a job that must not wait tries for a lock before it refuses (a holder releasing it meanwhile is
+# not another job).
+REFUSE_AFTER_S = 0.2
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` for the block (``filelock.FileLock``: ``flock`` on POSIX,
@@ -151,13 +156,15 @@ def exclusive_lock(path: str | os.PathLike[str], *, what: str, wait: bool = Fals
     ``wait=False`` refuses at once when another process holds it (two jobs writing one output);
     ``wait=True`` queues (promotions of one model name, which must happen one after the other).
     The file is unlinked while still locked; filelock retries a lock it took on a file that was unlinked
-    meanwhile, so two processes can never both believe they hold it.
+    meanwhile, so two processes can never both believe they hold it. A single attempt could meet the file
+    a holder has just unlinked and report "held" with no holder left: ``wait=False`` tries for
+    ``REFUSE_AFTER_S`` before refusing.
     """
     from filelock import FileLock, Timeout
 
     path = Path(path)
     _make_parent(path)
-    lock = FileLock(path, blocking=wait)
+    lock = FileLock(path, timeout=-1 if wait else REFUSE_AFTER_S)
     try:
         with _user_fixable(path):
             lock.acquire()
