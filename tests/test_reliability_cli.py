@@ -37,6 +37,24 @@ def test_cli_fit_refuses_bad_options_and_foreign_folders(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_cli_fit_cvae_checks_its_options_before_reading_the_data(tmp_path):
+    """``fit --kind cvae --set`` is checked against the table's rules before the data file is opened (a
+    missing file is not what the error names), and names the option (it used to surface as a TypeError)."""
+    missing = tmp_path / "not-there.csv"
+    for option, name in (("epochs=0", "epochs"), ("latent_dim=0", "latent_dim"), ("foo=1", "'foo'")):
+        r = cli("fit", missing, "--kind", "cvae", "--label", "y", "--out", tmp_path / "m", "--set", option)
+        user_error(r, name)
+        assert "not-there" not in r.stderr, r.stderr
+    assert not (tmp_path / "m").exists()
+    # Good options reach the fit (--set epochs overrides --epochs).
+    r = cli("fit", DATA / "breast_cancer.csv", "--kind", "cvae", "--label", "diagnosis", "--id", "patient_id",
+            "--out", tmp_path / "m", "--epochs", "40", "--set", "epochs=2", "--set", "latent_dim=3")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["classes"] == ["benign", "malignant"]
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["model_config"]["latent_dim"] == 3 and len(meta["extra"]["history"]) == 2
+
+
 def test_cli_train_and_synthesize_refuse_bad_options_before_any_work(tmp_path):
     # One check, in the job config's words: exit 2 naming the option, no store, no server, no output.
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}

@@ -218,7 +218,7 @@ def fit(
     from .fit_command import fit_and_save
 
     _print_json(fit_and_save(data, out, label=label, id_column=id_column, kind=kind, epochs=_epochs(epochs),
-                             noise=noise, options=set_, resume=resume, progress=sys.stderr.isatty()))
+                             noise=noise, options=set_, resume=resume, verbose=sys.stderr.isatty()))
 
 
 @app.command()

@@ -23,23 +23,21 @@ def checkpoint_dir_for(out: Path, request: dict[str, Any]) -> Path:
 def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None, id_column: str | None = None,
                  kind: str = "vae", epochs: int | str = "auto", noise: str | None = None,
                  options: list[str] | dict[str, Any] | None = None, resume: bool = True,
-                 progress: bool = False) -> dict[str, Any]:
+                 verbose: bool = False) -> dict[str, Any]:
     from .data import load_dataset
     from .detector import VAEDetector
-    from .errors import ConfigError
-    from .options import MODEL_KINDS
+    from .options import MODEL_KINDS, Options, check
     from .persist import check_save_target
 
     out = check_save_target(out)
-    if kind not in MODEL_KINDS:
-        raise ConfigError(f"--kind must be one of {', '.join(MODEL_KINDS)}, not {kind!r}")
+    check("fit", {"--kind": kind}, {"--kind": [Options(MODEL_KINDS)]})
     if kind == "cvae":
         return _fit_cvae(data, out, label=label, id_column=id_column, epochs=epochs, options=options,
-                         progress=progress)
+                         verbose=verbose)
     from .params import parse_set_options
 
     opts = options if isinstance(options, dict) else parse_set_options(options, VAEDetector)
-    params = {"kind": kind, "epochs": epochs, "verbose": progress, **({"noise": noise} if noise else {}), **opts}
+    params = {"kind": kind, "epochs": epochs, "verbose": verbose, **({"noise": noise} if noise else {}), **opts}
     det = VAEDetector(**params)
     det._check_params()  # refuse bad options before reading a large file
     ds = load_dataset(data, label_column=label, id_column=id_column)
@@ -59,20 +57,20 @@ def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None,
 
 
 def _fit_cvae(data: str | Path, out: Path, *, label: str | None, id_column: str | None, epochs: int | str,
-              options: list[str] | dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+              options: list[str] | dict[str, Any] | None, verbose: bool) -> dict[str, Any]:
     from .data import load_dataset
     from .errors import ConfigError
-    from .generative import GenerativeModel
+    from .generative import FIT_OPTIONS, GenerativeModel
+    from .options import check, select
     from .params import parse_set_options
 
     if label is None:
         raise ConfigError("--kind cvae needs --label (the condition)")
     opts = options if isinstance(options, dict) else parse_set_options(options)
+    # --set may override --epochs; "auto" goes through (TrainConfig resolves it from the data).
+    params = {"epochs": epochs, "verbose": verbose, **opts}
+    check("fit --kind cvae", params, select(*FIT_OPTIONS), known=True)  # before a large file is read
     ds = load_dataset(data, label_column=label, id_column=id_column)
-    try:
-        gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", epochs=30 if epochs == "auto" else int(epochs),
-                                 verbose=progress, **opts)
-    except TypeError as exc:
-        raise ConfigError(f"unknown --set option for a CVAE: {exc}") from exc
+    gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", **params)
     gm.save(out)
     return {"saved": str(out), "classes": gm.classes}

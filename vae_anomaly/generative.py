@@ -23,6 +23,10 @@ from .errors import ConfigError, DataError, ModelError
 
 # Generated samples held in memory at once; past this a request is refused, not attempted.
 GENERATE_BUDGET_BYTES = 1 << 30
+# The options GenerativeModel.fit takes (beside the data, kind and callbacks), as the table's rows: what
+# `fit --kind cvae --set` may give, checked before the data is read.
+FIT_OPTIONS = ("epochs", "latent_dim", "hidden_dims", "architecture", "beta", "capacity", "noise", "noise_level",
+               "batch_size", "lr", "random_state", "device", "verbose")
 
 
 @dataclass
