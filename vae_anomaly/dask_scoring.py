@@ -309,7 +309,9 @@ def local_worker_config() -> dict[str, Any]:
     """The dask config for the worker processes of a cluster we start: the current one, with
     distributed's statistical profiler off. It wakes every 10 ms to walk every thread's stack, taking
     the GIL from the scoring thread between torch's many small calls: with it a worker spent ~1.7x the
-    time on the same task (benchmarks/RESULTS.md). A cluster the user runs (tcp://) keeps its settings.
+    time on the same task (benchmarks/RESULTS.md). A cluster the user runs (tcp://) keeps its dask settings;
+    the model plugin still sets the allocator thresholds of every worker that scores
+    (:func:`reuse_freed_memory`), for the rest of that worker process's life.
 
     Each nanny keeps this and hands it to every worker it spawns, also one replacing a killed worker. A
     copy: the nanny's own snapshot shares nested dicts with dask's global config, which a
