@@ -146,3 +146,21 @@ def test_vector_quantizer_restarts_dead_codes():
     for _ in range(10):
         vq(torch.randn(64, 2))
     assert vq.embed[0].abs().max() < 10
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("latent_dim", 5000, r"latent_dim must be an integer in \[1, 4096\]"),
+    ("codebook_size", 0, r"codebook_size must be an integer in \[1, 1e\+06\]"),
+    ("code_dim", 10**6, r"code_dim must be an integer in \[1, 65536\]"),
+    ("n_positions", 2.5, r"n_positions must be an integer in \[1, 65536\]"),
+    ("conv_channels", (16, 0), r"conv_channels must be a non-empty list of integers in \[1, 65536\]"),
+    ("table_hidden_dims", (), r"table_hidden_dims must be a non-empty list"),
+])
+def test_model_config_sizes_follow_the_options_table(field, value, fragment):
+    """The sizes are checked by the table's rows (the same rule as the estimators'), upper bounds included."""
+    from vae_anomaly.errors import ConfigError
+    from vae_anomaly.models import ModelConfig
+
+    with pytest.raises(ConfigError, match="ModelConfig: " + fragment):
+        ModelConfig(**{field: value})
+    assert ModelConfig(input_shape=(4,), codebook_size=8, code_dim=2, n_positions=2).codebook_size == 8

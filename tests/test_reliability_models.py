@@ -94,7 +94,9 @@ def test_nan_threshold_is_refused_at_load(fitted, tmp_path):
     (lambda m: m.pop("model_config"), "model_config"),
     (lambda m: m["model_config"].update(latent_dim=1e9), "latent_dim"),
     (lambda m: m["model_config"].update(latent_dim="big"), "latent_dim must be an integer"),
-    (lambda m: m["model_config"].update(hidden_dims=[100000, 100000, 100000]), "parameters"),
+    (lambda m: m["model_config"].update(hidden_dims=[60000, 60000, 60000]), "parameters"),
+    (lambda m: m["model_config"].update(hidden_dims=[100000]), "hidden_dims must be a non-empty list"),
+    (lambda m: m["model_config"].update(codebook_size=0), "codebook_size must be an integer in"),
     (lambda m: m["extra"].pop("params"), "detector entry is missing"),
     (lambda m: m["extra"]["params"].update(contamination=7), "contamination"),
 ])

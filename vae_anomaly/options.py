@@ -60,8 +60,8 @@ DEVICE = Check(lambda v: isinstance(v, str) and v.split(":")[0] in DEVICE_NAMES,
 OPTIONS: dict[str, list[Any]] = {
     # the model (ModelConfig)
     "kind": [Options(DETECTOR_KINDS)],
-    "latent_dim": [NONE, Interval(int, 1, 4096)],
-    "hidden_dims": [NONE, Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]")],
+    "latent_dim": [Interval(int, 1, 4096), NONE],
+    "hidden_dims": [Check(positive_int_tuple, "a non-empty list of integers in [1, 65536]"), NONE],
     "architecture": [Options(ARCHITECTURES)],
     "dropout": [Interval(float, 0, 1, closed="left")],
     "image_likelihood": [Options(IMAGE_LIKELIHOODS)],

@@ -7,16 +7,18 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import MODEL_KINDS, Architecture, ImageLikelihood, ModelKind, Options, check, select
+from ..options import MODEL_KINDS, OPTIONS, Architecture, ImageLikelihood, ModelKind, Options, check, select
 
 # About 2 GB of float32 weights: far beyond any model this toolkit builds on purpose.
 MAX_PARAMETERS = 500_000_000
-# The chosen words and weights, checked against the options table (their one declaration). Sizes are
-# checked structurally (positive integers; the parameter estimate refuses absurd ones), and the
-# data-dependent fields (input_shape, blocks, n_conditions) against the data.
+# The chosen words, weights and sizes, checked against the options table (their one declaration); the
+# layer widths of any list follow hidden_dims' rule. The data-dependent fields (input_shape, blocks,
+# n_conditions) are checked against the data, and the parameter estimate refuses absurd totals.
 CHOSEN = ("architecture", "dropout", "image_likelihood", "beta", "capacity", "capacity_anneal", "kl_warmup",
-          "commitment", "ema_decay", "dead_code_threshold")
-_CONSTRAINTS = {**select(*CHOSEN), "kind": [Options(MODEL_KINDS)]}
+          "commitment", "ema_decay", "dead_code_threshold", "latent_dim", "hidden_dims", "codebook_size",
+          "code_dim", "n_positions")
+_WIDTHS = ("conv_channels", "table_hidden_dims")
+_CONSTRAINTS = {**select(*CHOSEN, **{n: OPTIONS["hidden_dims"] for n in _WIDTHS}), "kind": [Options(MODEL_KINDS)]}
 _FLOATS = ("dropout", "beta", "capacity_anneal", "kl_warmup", "commitment", "ema_decay", "dead_code_threshold")
 
 
@@ -26,10 +28,6 @@ def _int(name: str, value: Any, *, low: int) -> int:
     if value < low:
         raise ConfigError(f"{name} must be >= {low}, got {value}")
     return int(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    return _int(name, value, low=1)
 
 
 @dataclass
@@ -72,22 +70,19 @@ class ModelConfig:
     dead_code_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        check("ModelConfig", {n: getattr(self, n) for n in (*CHOSEN, "kind")}, _CONSTRAINTS)
+        check("ModelConfig", {n: getattr(self, n) for n in (*CHOSEN, *_WIDTHS, "kind")}, _CONSTRAINTS)
         for name in _FLOATS:
             setattr(self, name, float(getattr(self, name)))
         if self.capacity is not None:
             self.capacity = float(self.capacity)
-        for name in ("hidden_dims", "conv_channels"):
-            value = getattr(self, name)
-            if value is not None:
-                if isinstance(value, int | str) or len(value) == 0:
-                    raise ConfigError(f"{name} must be a non-empty list of positive integers, not {value!r}")
-                setattr(self, name, tuple(_positive_int(name, h) for h in value))
+        for name in ("hidden_dims", *_WIDTHS):
+            if getattr(self, name) is not None:
+                setattr(self, name, tuple(int(h) for h in getattr(self, name)))
         for name in ("codebook_size", "code_dim", "n_positions"):
-            setattr(self, name, _positive_int(name, getattr(self, name)))
+            setattr(self, name, int(getattr(self, name)))
         if self.latent_dim is not None:
-            self.latent_dim = _positive_int("latent_dim", self.latent_dim)
-        self.input_shape = tuple(_positive_int("input_shape", s) for s in self.input_shape)
+            self.latent_dim = int(self.latent_dim)
+        self.input_shape = tuple(_int("input_shape", s, low=1) for s in self.input_shape)
         self.n_conditions = _int("n_conditions", self.n_conditions, low=0)
         if not self.input_shape:
             return  # not bound to data yet: the data-dependent checks and sizes wait for for_input
