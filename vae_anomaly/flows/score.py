@@ -26,28 +26,12 @@ def score(config: ScoreJobConfig, model: LoadedModel) -> jobs.ScoreResult:
 
 @_runtime.run_opening_task
 def open_run(config: ScoreJobConfig, uri: str, version: dict[str, Any]) -> str:
-    from vae_anomaly import tracking
-
-    run_id = _runtime.open_run_once(lambda: tracking.start_run(
-        config.experiment, run_name=f"score {uri}",
-        tags={**_runtime.flow_run_tags(), "job": "score", "model_uri": uri, "model_version": version.get("version", "")}))
-    # Written before any scoring: an artifact store this process cannot write fails here, once, not after the work.
-    tracking.log_dict(run_id, config.model_dump(), "score_config.json")
-    return run_id
+    return _runtime.open_run_once(lambda: jobs.score.start_score_run(config, uri, version, _runtime.flow_run_tags()))
 
 
 @_runtime.tracking_task
 def log_summary(run_id: str, result: jobs.ScoreResult, config: ScoreJobConfig) -> str:
-    from vae_anomaly import tracking
-
-    s = result.summary
-    tracking.log_params(run_id, {"input": config.input, "output": s["output"], "model_uri": result.model_uri,
-                                 "chunk_rows": config.chunk_rows})
-    tracking.log_metrics(run_id, {"rows": s["rows"], "flagged": s["flagged"], "flagged_share": s["flagged_share"],
-                                  "drift_psi": s["drift_psi"], "drift_ks": s["drift_ks"],
-                                  "rows_per_second": s["rows_per_second"],
-                                  **{f"score_{k}": v for k, v in s["quantiles"].items()}})
-    tracking.log_dict(run_id, s, "score_summary.json")
+    jobs.score.log_score_run(run_id, result, config)
     return run_id
 
 

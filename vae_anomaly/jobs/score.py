@@ -118,6 +118,32 @@ def run(config: ScoreJobConfig, *, model: LoadedModel | None = None, flow_run_id
     return ScoreResult(summary, model.uri, model.version)
 
 
+def start_score_run(config: ScoreJobConfig, uri: str, version: dict[str, Any], tags: dict[str, str]) -> str:
+    """The score job's MLflow run, with its config logged before any scoring: an artifact store this
+    process cannot write fails here, once, not after the work."""
+    from .. import tracking
+
+    run_id = tracking.start_run(config.experiment, run_name=f"score {uri}",
+                                tags={**tags, "job": "score", "model_uri": uri,
+                                      "model_version": version.get("version", "")})
+    tracking.log_dict(run_id, config.model_dump(), "score_config.json")
+    return run_id
+
+
+def log_score_run(run_id: str, result: ScoreResult, config: ScoreJobConfig) -> None:
+    """Params, metrics (counts, flagged share, drift, throughput, score quantiles) and the summary JSON."""
+    from .. import tracking
+
+    s = result.summary
+    tracking.log_params(run_id, {"input": config.input, "output": s["output"], "model_uri": result.model_uri,
+                                 "chunk_rows": config.chunk_rows})
+    tracking.log_metrics(run_id, {"rows": s["rows"], "flagged": s["flagged"], "flagged_share": s["flagged_share"],
+                                  "drift_psi": s["drift_psi"], "drift_ks": s["drift_ks"],
+                                  "rows_per_second": s["rows_per_second"],
+                                  **{f"score_{k}": v for k, v in s["quantiles"].items()}})
+    tracking.log_dict(run_id, s, "score_summary.json")
+
+
 def summary_markdown(result: ScoreResult) -> str:
     s = result.summary
     q = s["quantiles"]
