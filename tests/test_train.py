@@ -134,3 +134,18 @@ def test_denoising_training_reduces_noise(digits):
         clean = m.reconstruct(noisy)
     assert float(((clean - x) ** 2).mean()) < 0.7 * float(((noisy - x) ** 2).mean())
     assert np.isfinite(clean.numpy()).all()
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("trim_fraction", 0.6, r"trim_fraction must be a number in \[0, 0.5\)"),
+    ("trim_fraction", "contamination", r"trim_fraction must be a number in \[0, 0.5\)"),  # the estimator resolves it
+    ("max_steps", 0, r"max_steps must be an integer in \[1, 1e\+07\] or None"),
+    ("random_state", -1, r"random_state must be None, a non-negative integer"),
+])
+def test_train_config_checks_each_field_against_the_table(field, value, fragment):
+    """trim_fraction, max_steps and random_state follow the table's rows like the other fields."""
+    from vae_anomaly.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="TrainConfig: " + fragment):
+        TrainConfig(**{field: value})
+    assert TrainConfig(trim_fraction=0.25, max_steps=None, random_state=3).trim_fraction == 0.25

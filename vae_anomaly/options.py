@@ -56,6 +56,10 @@ DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 DEVICE = Check(lambda v: isinstance(v, str) and v.split(":")[0] in DEVICE_NAMES,
                "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
+# The share of each batch's highest-loss rows left out of the gradient: the training loop's rule (an
+# estimator's "contamination" is resolved to its share before the loop sees it).
+TRIM_SHARE = Interval(float, 0, 0.5, closed="left")
+
 # Every option, by its one name. Options that mean the same thing to every owner are declared here once.
 OPTIONS: dict[str, list[Any]] = {
     # the model (ModelConfig)
@@ -87,7 +91,7 @@ OPTIONS: dict[str, list[Any]] = {
     "separation_patience": [Interval(int, 1, None)],
     "noise": [NONE, Options(NOISE_KINDS)],
     "noise_level": [Interval(float, 0, 1)],
-    "trim_fraction": [Options(("contamination",)), Interval(float, 0, 0.5, closed="left")],
+    "trim_fraction": [Options(("contamination",)), TRIM_SHARE],
     "trim_start": [Interval(float, 0, 1)],
     "n_estimators": [Interval(int, 1, 64)],
     "max_samples": [Interval(float, 0, 1, closed="right")],

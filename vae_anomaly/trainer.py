@@ -23,7 +23,7 @@ from .batching import chunk_rows, iter_batches, model_row_bytes
 from .checkpoint import load_checkpoint, save_checkpoint, unflatten_optimizer
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
-from .options import NoiseKind, StoppingRule, check
+from .options import NONE, OPTIONS, TRIM_SHARE, NoiseKind, StoppingRule, check, select
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -82,18 +82,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Values a user gave were checked at the boundary; these are the loop's own invariants (a
         # TrainConfig built by hand is checked against the same table).
-        check("TrainConfig", {n: getattr(self, n) for n in _CHECKED})
-        if not 0 <= self.trim_fraction < 1:
-            raise ConfigError(f"TrainConfig: trim_fraction must lie in [0, 1), got {self.trim_fraction}")
+        check("TrainConfig", {n: getattr(self, n) for n in _CONSTRAINTS}, _CONSTRAINTS)
 
     @property
     def is_resolved(self) -> bool:
         return self.epochs != "auto" and self.batch_size != "auto"
 
 
-_CHECKED = ("epochs", "batch_size", "lr", "weight_decay", "val_fraction", "patience", "stopping",
-            "separation_patience", "noise", "noise_level", "trim_start", "device", "n_jobs", "verbose",
-            "n_estimators", "max_samples")
+# The table's rows, but for the loop's own forms: trim_fraction is a share (no "contamination"), and
+# max_steps may be None (a generator's AUTO_STEPS).
+_CONSTRAINTS = {**select("epochs", "batch_size", "lr", "weight_decay", "val_fraction", "patience", "stopping",
+                         "separation_patience", "noise", "noise_level", "trim_start", "device", "n_jobs", "verbose",
+                         "n_estimators", "max_samples", "random_state"),
+                "trim_fraction": [TRIM_SHARE], "max_steps": [*OPTIONS["max_steps"], NONE]}
 
 
 @dataclass
