@@ -153,3 +153,20 @@ def test_atomic_outputs_get_normal_permissions_and_no_leftovers(tmp_path):
         tmp.write_text("partial")
         raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"scaling": "zscore"}, "scaling must be one of 'robust', 'standard', 'minmax'; got 'zscore'"),
+    ({"binary_columns": "flag"}, "binary_columns must be one of 'bernoulli', 'gaussian'; got 'flag'"),
+    ({"categorical_columns": "colour"}, "categorical_columns must be None or a list of column names; got .colour."),
+])
+def test_transformer_and_preprocess_config_check_their_options_by_the_table(options, fragment):
+    """PreprocessConfig and the public TabularTransformer refuse the same values with the table's message."""
+    from vae_anomaly.data import TabularTransformer
+    from vae_anomaly.errors import ConfigError
+    from vae_anomaly.fitting import PreprocessConfig
+
+    with pytest.raises(ConfigError, match="PreprocessConfig: " + fragment):
+        PreprocessConfig(**options)
+    with pytest.raises(ConfigError, match="TabularTransformer: " + fragment):
+        TabularTransformer(**options).fit(pd.DataFrame({"a": [1.0, 2.0, 3.0]}))

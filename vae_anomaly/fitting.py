@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .options import BinaryColumns, Scaling
+from .options import BinaryColumns, Scaling, check, select
 
 if TYPE_CHECKING:
     from .models import ModelConfig
@@ -93,6 +93,12 @@ class PreprocessConfig:
     binary_columns: BinaryColumns = "gaussian"
     categorical_columns: list[str] | None = None
 
+    def __post_init__(self) -> None:
+        check("PreprocessConfig", vars(self), _PREPROCESS_OPTIONS)
+
+
+_PREPROCESS_OPTIONS = select("scaling", "binary_columns", "categorical_columns")
+
 
 @dataclass
 class FittedModel:
@@ -101,7 +107,7 @@ class FittedModel:
     model: Any
     train_config: Any  # the resolved TrainConfig (whole epochs and batch size; an ensemble's first member's)
     train_result: Any
-    seed: int
+    random_state: int  # the seed of the weights (an ensemble's first member's; member i has random_state + i)
 
 
 def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: ModelConfig,
@@ -124,7 +130,7 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: Mod
     from .inputs import fit_preprocessor, likelihood_layout, model_input, model_input_shape
     from .trainer import train
 
-    seed = train_config.random_state
+    random_state = train_config.random_state
     with torch_threads(train_config.n_jobs):
         pre = fit_preprocessor(X, categorical_columns=preprocess_config.categorical_columns,
                                scaling=preprocess_config.scaling, binary_columns=preprocess_config.binary_columns)
@@ -141,9 +147,9 @@ def fit_model(X: Any, conditions: np.ndarray | None = None, *, model_config: Mod
             if train_config.checkpoint_dir is not None else None
         if train_config.n_estimators == 1:
             resolved = resolve(train_config, len(data), checkpoint_key=key)
-            model = build_seeded(config, seed)
+            model = build_seeded(config, random_state)
             result = train(model, data, conditions, config=resolved, callbacks=callbacks)
-            return FittedModel(pre, data, model, resolved, result, seed)
+            return FittedModel(pre, data, model, resolved, result, random_state)
         return _fit_ensemble(pre, data, conditions, config, train_config, key, callbacks)
 
 
@@ -199,20 +205,20 @@ def _fit_ensemble(pre: Any, data: np.ndarray, conditions: np.ndarray | None, con
     from .models.ensemble import ModelEnsemble
     from .trainer import train
 
-    seed, n_members = train_config.random_state, train_config.n_estimators
-    rng = np.random.default_rng(seed)
+    random_state, n_estimators = train_config.random_state, train_config.n_estimators
+    rng = np.random.default_rng(random_state)
     size = max(2, int(round(train_config.max_samples * len(data))))
     # Each member trains on ``size`` rows in batches sized for the whole data, for 2 x max_steps / n steps.
     resolved = resolve(train_config, size, batch_rows=len(data),
-                       budget=2 * (train_config.max_steps or AUTO_STEPS) / n_members)
+                       budget=2 * (train_config.max_steps or AUTO_STEPS) / n_estimators)
     checkpoint_dir = train_config.checkpoint_dir
     members, results, first_config = [], [], None
-    for i in range(n_members):
+    for i in range(n_estimators):
         rows = np.sort(rng.choice(len(data), size=size, replace=False))
-        member_config = replace(resolved, random_state=seed + i,
+        member_config = replace(resolved, random_state=random_state + i,
                                 checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/member-{i}",
                                 checkpoint_key=None if key is None else f"{key}-member-{i}")
-        model = build_seeded(config, seed + i)
+        model = build_seeded(config, random_state + i)
         result = train(model, data[rows], None if conditions is None else conditions[rows], config=member_config,
                        callbacks=callbacks if i == 0 else ())
         # Rows this member never saw (outside its subsample, or in its validation split): held out for it.
@@ -226,4 +232,4 @@ def _fit_ensemble(pre: Any, data: np.ndarray, conditions: np.ndarray | None, con
     primary = results[0]
     primary.member_results = results
     primary.seconds = sum(r.seconds for r in results)
-    return FittedModel(pre, data, ModelEnsemble(members), first_config, primary, seed)
+    return FittedModel(pre, data, ModelEnsemble(members), first_config, primary, random_state)

@@ -272,7 +272,7 @@ class VAEOversampler(BaseOverSampler):
                                      n_jobs=self.n_jobs, random_state=seed_of(self.random_state),
                                      verbose=self.verbose),
             preprocess_config=PreprocessConfig(categorical_columns=self.categorical_columns))
-        self.seed_, self.preprocessor_, self.model_ = fitted.seed, fitted.preprocessor, fitted.model
+        self.seed_, self.preprocessor_, self.model_ = fitted.random_state, fitted.preprocessor, fitted.model
         self.train_result_, data = fitted.train_result, fitted.data
         # Per-class reference statistics for seeds and filters.
         device = next(self.model_.parameters()).device

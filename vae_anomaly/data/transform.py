@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, SchemaError
-from ..options import SCALINGS, BinaryColumns, Scaling
+from ..options import BinaryColumns, Scaling, check, select
 from .columns import category_key, category_keys, check_onehot_budget, check_onehot_chunk, prepare_columns, sort_categories
 from .tabular import check_column_types, check_finite, first_non_numeric
 
+_OPTIONS = select("scaling", "binary_columns", "categorical_columns")
 
 @dataclass
 class Block:
@@ -53,8 +54,9 @@ class TabularTransformer:
 
     # ---------------------------------------------------------------- fitting
     def fit(self, data: pd.DataFrame | np.ndarray, *, source: str | Path | None = None) -> TabularTransformer:
-        if self.scaling not in SCALINGS:
-            raise ConfigError(f"scaling must be one of {', '.join(map(repr, SCALINGS))}, not {self.scaling!r}")
+        # A public class: its own arguments are checked by the options table's rows (the estimators' rule).
+        check("TabularTransformer", {"scaling": self.scaling, "binary_columns": self.binary_columns,
+                                     "categorical_columns": self.categorical_columns}, _OPTIONS)
         if source is None and isinstance(data, pd.DataFrame):
             source = data.attrs.get("source")  # set by load_dataset: errors name the file the table came from
         frame = self._as_frame(data, source, fitting=True)
