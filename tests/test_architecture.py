@@ -514,3 +514,20 @@ def test_fit_model_takes_the_class_count_from_the_estimator_and_checks_the_codes
         with pytest.raises(DataError, match="class codes"):
             fit_model(X, bad, model_config=ModelConfig(kind="cvae", n_conditions=3),
                       train_config=TrainConfig(epochs=1), preprocess_config=PreprocessConfig())
+
+
+def test_the_progress_seed_and_trim_switches_carry_the_estimators_names():
+    """One name per idea down to the helpers: verbose (not progress), random_state (not seed), trim_fraction
+    (not trim), n_estimators (not n_members)."""
+    import dataclasses
+    import inspect
+
+    from vae_anomaly import file_scoring, fit_command, fitting, plots, recipes
+    from vae_anomaly.jobs import score
+
+    expected = {fit_command.fit_and_save: {"verbose"}, recipes.fashion_mnist: {"verbose", "random_state"},
+                plots.training_curves: {"trim_fraction"}, score.run: {"verbose"}, file_scoring.score_file: {"verbose"}}
+    for function, names in expected.items():
+        params = set(inspect.signature(function).parameters)
+        assert names <= params and not {"progress", "seed", "trim"} & params, (function.__name__, params)
+    assert "random_state" in {f.name for f in dataclasses.fields(fitting.FittedModel)}

@@ -37,7 +37,7 @@ def test_logged_figures_keep_their_axis_labels_on_the_page():
 
 
 def test_training_curves_plot_comparable_terms_and_mark_truncation():
-    fig = plots.training_curves(_history(), trim=0.1, trim_start_epoch=2.0)
+    fig = plots.training_curves(_history(), trim_fraction=0.1, trim_start_epoch=2.0)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     # the unweighted -ELBO of both splits (not the beta/warm-up weighted loss against the final objective)
@@ -82,7 +82,7 @@ def test_grids_and_traversals_say_what_they_show(digits):
 
 
 def test_training_curves_when_training_stopped_before_truncation():
-    fig = plots.training_curves(_history(10), trim=0.05, trim_start_epoch=50.0)
+    fig = plots.training_curves(_history(10), trim_fraction=0.05, trim_start_epoch=50.0)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert not any("warm-up" in t or "lowest-loss" in t for t in labels) and len(ax.lines) == 2

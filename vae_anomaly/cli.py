@@ -157,7 +157,7 @@ def _score(input_path: Path, model: str, model_dir: Path | None, output: Path | 
     if model_dir is not None:  # the library job itself: no MLflow, no Prefect
         from .jobs.score import run
 
-        _print_json(run(cfg, progress=sys.stderr.isatty()).summary)
+        _print_json(run(cfg, verbose=sys.stderr.isatty()).summary)
         return
     from .tracking import check_tracking, model_version_info, resolve_model_uri
 
@@ -393,7 +393,7 @@ def fashion_mnist_cmd(
     from .recipes import fashion_mnist
 
     _print_json(fashion_mnist(data_dir, out, download=download, epochs=epochs, limit=limit,
-                              progress=sys.stderr.isatty()))
+                              verbose=sys.stderr.isatty()))
 
 
 @app.command()

@@ -137,7 +137,7 @@ def output_format(path: str | Path) -> str:
 
 
 def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *, keep_columns: Sequence[str] = (),
-               chunk_rows: int = CHUNK_ROWS, progress: bool = False, overwrite: bool = False,
+               chunk_rows: int = CHUNK_ROWS, verbose: bool = False, overwrite: bool = False,
                lineage: dict[str, Any] | None = None) -> ScoreSummary:
     """Score a table (CSV/Parquet file or folder, chunked) or an image source; write scores atomically.
 
@@ -158,7 +158,7 @@ def score_file(detector: Any, input_path: str | Path, output_path: str | Path, *
 
         record = lineage or build_record(detector=detector, input_path=input_path)
         return _score_file(detector, input_path, output_path, keep_columns=keep_columns, chunk_rows=chunk_rows,
-                           progress=progress, lineage=record)
+                           verbose=verbose, lineage=record)
 
 
 def column_plan(detector: Any, present: Sequence[str], keep_columns: Sequence[str] = ()) -> tuple[list[str], list[str]]:
@@ -202,7 +202,7 @@ def score_chunk(detector: Any, frame: pd.DataFrame, *, row: int, keep: Sequence[
 
 
 def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, keep_columns: Sequence[str],
-                chunk_rows: int, progress: bool, lineage: dict[str, Any]) -> ScoreSummary:
+                chunk_rows: int, verbose: bool, lineage: dict[str, Any]) -> ScoreSummary:
     import itertools
     import time
 
@@ -239,7 +239,7 @@ def _score_file(detector: Any, input_path: str | Path, output_path: Path, *, kee
             if isinstance(pre, TabularTransformer):
                 keep = list(keep_columns)
                 expected = set(pre.columns_) | set(keep) | set(drop)
-                with progress_bar(None, "scoring", enabled=progress) as bar:
+                with progress_bar(None, "scoring", enabled=verbose) as bar:
                     for chunk in chunks:
                         frame = chunk.frame
                         if chunk.first_row == 0 or len(frame.columns) != len(expected):

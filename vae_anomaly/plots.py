@@ -84,13 +84,13 @@ def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, n: int = 8
     return image_grid(both, ncols=n, suptitle="inputs (top) and reconstructions (bottom)")
 
 
-def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
+def training_curves(history: list[dict[str, float]], *, trim_fraction: float = 0.0,
                     trim_start_epoch: float | None = None) -> Any:
     """Training and validation negative ELBO per epoch (the unweighted objective: no beta, no KL warm-up,
     so the two curves measure the same thing), with loss truncation marked.
 
-    With ``trim`` > 0 the training curve averages only the rows each batch keeps from
-    ``trim_start_epoch`` on (the highest-loss ``trim`` share is left out), so it drops below the
+    With ``trim_fraction`` > 0 the training curve averages only the rows each batch keeps from
+    ``trim_start_epoch`` on (the highest-loss ``trim_fraction`` share is left out), so it drops below the
     validation curve there by design: the warm-up is shaded and the start of truncation drawn.
     """
     plt = _plt()
@@ -100,10 +100,10 @@ def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
     # The negative ELBO when logged (comparable between train and validation); the weighted loss otherwise.
     term = "neg_elbo" if "train_neg_elbo" in first and "val_neg_elbo" in first else "loss"
     name = "-ELBO" if term == "neg_elbo" else "loss"
-    planned = trim > 0 and trim_start_epoch is not None
+    planned = trim_fraction > 0 and trim_start_epoch is not None
     # Early stopping can end training before the truncation's start: then every epoch used every row.
     truncated = planned and bool(epochs) and trim_start_epoch < epochs[-1]
-    train_label = f"train {name}" + (f" (after warm-up: mean of the {1 - trim:.0%} lowest-loss rows per batch)"
+    train_label = f"train {name}" + (f" (after warm-up: mean of the {1 - trim_fraction:.0%} lowest-loss rows per batch)"
                                      if truncated else "")
     if f"train_{term}" in first:
         ax.plot(epochs, [h[f"train_{term}"] for h in history], marker=".", label=train_label)
@@ -118,7 +118,7 @@ def training_curves(history: list[dict[str, float]], *, trim: float = 0.0,
     ax.legend(fontsize=7)
     note = ""
     if truncated:
-        note = f"\nloss truncation ({trim:.0%} of each batch) from epoch {trim_start_epoch:.3g}"
+        note = f"\nloss truncation ({trim_fraction:.0%} of each batch) from epoch {trim_start_epoch:.3g}"
     elif planned:
         note = f"\nstopped before loss truncation (planned from epoch {trim_start_epoch:.3g}): all rows throughout"
     ax.set_title("training curves" + note, fontsize=9)

@@ -67,7 +67,7 @@ def find_idx_pair(data_dir: Path, split: str = "train") -> tuple[Path, Path]:
 
 
 def fashion_mnist(data_dir: str | Path, out_dir: str | Path, *, download: bool = False, epochs: int = 10,
-                  latent_dim: int = 2, limit: int | None = None, seed: int = 0, progress: bool = False
+                  latent_dim: int = 2, limit: int | None = None, random_state: int = 0, verbose: bool = False
                   ) -> dict[str, Any]:
     """Train the dense 2-D-latent VAE on the IDX files in ``data_dir``; write the three pictures."""
     from . import plots
@@ -84,9 +84,9 @@ def fashion_mnist(data_dir: str | Path, out_dir: str | Path, *, download: bool =
     if limit:
         images, labels = images[:limit], labels[:limit]
     gm = GenerativeModel.fit(images, kind="vae", epochs=epochs, latent_dim=latent_dim, hidden_dims=(512, 256),
-                             architecture="mlp", random_state=seed, verbose=progress)
+                             architecture="mlp", random_state=random_state, verbose=verbose)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples = gm.generate(16, seed=seed)
+    samples = gm.generate(16, seed=random_state)
     recon = gm.reconstruct(images[:8])
     z = gm.latents(images[: min(len(images), 5000)])
     files = {

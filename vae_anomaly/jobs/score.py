@@ -93,7 +93,7 @@ def output_path(config: ScoreJobConfig) -> str:
 
 
 def run(config: ScoreJobConfig, *, model: LoadedModel | None = None, flow_run_id: str | None = None,
-        progress: bool = False) -> ScoreResult:
+        verbose: bool = False) -> ScoreResult:
     """The whole score job: load the model (unless given), build the lineage record, score the input in chunks
     -- one file in this process, or Parquet parts on Dask when ``config.dask`` is set -- and write the scores
     atomically. Nothing here needs Prefect or, for a ``model_dir``, MLflow."""
@@ -113,7 +113,7 @@ def run(config: ScoreJobConfig, *, model: LoadedModel | None = None, flow_run_id
         from ..file_scoring import score_file
 
         summary = score_file(model.detector, config.input, output, keep_columns=config.keep_columns,
-                             chunk_rows=config.chunk_rows, progress=progress, overwrite=config.overwrite,
+                             chunk_rows=config.chunk_rows, verbose=verbose, overwrite=config.overwrite,
                              lineage=record).to_dict()
     return ScoreResult(summary, model.uri, model.version)
 

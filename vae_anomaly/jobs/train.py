@@ -213,7 +213,7 @@ def training_figures(detector: Any, data: TrainingData) -> dict[str, Any]:
     from .. import plots
 
     tc = detector.train_config_  # truncation start in epochs: trim_start is a share of the planned training
-    figs = {"training_curves.png": plots.training_curves(detector.history_, trim=tc.trim_fraction,
+    figs = {"training_curves.png": plots.training_curves(detector.history_, trim_fraction=tc.trim_fraction,
                                                          trim_start_epoch=tc.trim_start * tc.epochs)}
     scores = detector.decision_function(data.X_val)
     figs["score_histogram.png"] = plots.score_histogram(scores, detector.threshold_, data.y_val)
