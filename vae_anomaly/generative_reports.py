@@ -11,7 +11,7 @@ from .codes import load_codes, save_codes
 from .errors import ConfigError
 from .generative import GenerativeModel
 from .image_metrics import as_unit_images, psnr, ssim
-from .options import NOISE_KINDS  # spelled once, in the options table
+from .options import OPTIONS, check  # the noise rows, declared once in the options table
 
 
 def encode_report(gm: GenerativeModel, X: Any, output: str | Path) -> dict[str, Any]:
@@ -44,10 +44,8 @@ def denoise_report(gm: GenerativeModel, images: Any, *, evaluate: str | None = N
 
     if not gm.is_image:
         raise ConfigError("denoise works on images with an image model")
-    if evaluate is not None and evaluate not in NOISE_KINDS:
-        raise ConfigError(f"--evaluate must be one of {', '.join(NOISE_KINDS)}, not {evaluate!r}")
-    if not 0 < level <= 1:
-        raise ConfigError(f"--level must lie in (0, 1], got {level}")
+    check("denoise", {"--evaluate": evaluate, "--level": level},
+          {"--evaluate": OPTIONS["noise"], "--level": OPTIONS["noise_level"]})
     clean = as_unit_images(images, gm.preprocessor)
     inp = clean
     if evaluate:
