@@ -176,6 +176,10 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
         check(type(self).__name__, self.get_params(), self._parameter_constraints)
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """The rules between options (each option alone is the options table's)."""
         if self.kind == "vqvae" and self.score_method == "iwae":
             raise ConfigError("VAEDetector option 'score_method': the IWAE score needs a Gaussian latent; "
                               "use 'recon_kl' with a VQ-VAE")
@@ -535,9 +539,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if params.get("hidden_dims") is not None:
             params["hidden_dims"] = tuple(params["hidden_dims"])
         try:
-            check(cls.__name__, params, cls._parameter_constraints, known=True)
+            check(cls.__name__, params, cls._parameter_constraints, known=True)  # names and values, once
             det = cls(**params)
-            det._check_params()
+            det._check_combinations()
         except ConfigError as exc:
             raise ModelError(f"{where}: {exc}") from exc
         det.model_ = model

@@ -20,8 +20,9 @@ from .options import COMPLEXITY_METHODS, SCORE_METHODS  # spelled once, in the o
 
 
 def check_method(method: str) -> None:
+    """A guard of the public scoring functions (estimators check ``score_method`` at their boundary)."""
     if method not in SCORE_METHODS:
-        raise ConfigError(f"score must be one of {SCORE_METHODS}, not {method!r}")
+        raise ConfigError(f"score_method must be one of {SCORE_METHODS}, not {method!r}")
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants (Steele, Lea & Flood 2014)
