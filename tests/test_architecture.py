@@ -214,34 +214,159 @@ def test_an_unconditional_model_refuses_a_condition_instead_of_ignoring_it():
 
 
 # --------------------------------------------------------------------------- no import cycle with the CLI
-def _package_imports() -> dict[str, set[str]]:
-    """vae_anomaly module -> the vae_anomaly modules it imports anywhere (top level or inside functions)."""
+def _import_graph() -> dict[str, set[str]]:
+    """vae_anomaly module -> the vae_anomaly modules it imports anywhere (top level or inside functions).
+
+    ``from p import x`` is an edge to ``p.x`` when that is a module, else to ``p`` (its ``__init__``'s
+    names); a package's ``__init__`` run only because one of its submodules is imported is not an edge
+    (else every submodule importing a sibling would "cycle" with its package). Imports under
+    ``if TYPE_CHECKING:`` never run and are skipped. ``importlib.import_module`` with a literal name is
+    an edge; one with a computed name (a lazy re-export table) counts every string in that module that
+    names a module of the package, absolute or relative to its package.
+    """
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    graph: dict[str, set[str]] = {}
+    files: dict[str, tuple[Path, list[str]]] = {}
     for path in (root / "vae_anomaly").rglob("*.py"):
         parts = list(path.relative_to(root).with_suffix("").parts)
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        package = parts[:-1]
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = package[:len(package) - node.level + 1] if node.level else []
-                target = ".".join(base + ([node.module] if node.module else []))
-                if node.level == 0:
-                    target = node.module or ""
-                found |= {target} | {f"{target}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
-        graph[name] = {m for m in found if m.startswith("vae_anomaly")}
+        files[name] = (path, parts[:-1])  # the package a relative import starts from
+
+    def known(*candidates: str) -> set[str]:
+        return {c for c in candidates if c in files}
+
+    graph: dict[str, set[str]] = {}
+    for name, (path, package) in files.items():
+        tree = ast.parse(path.read_text())
+        skipped = {id(n) for top in ast.walk(tree) if isinstance(top, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(top.test) for stmt in top.body for n in ast.walk(stmt)}
+        found: set[str] = set()
+        dynamic = False
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                found |= known(*(a.name for a in node.names))
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else [])) \
+                    if node.level else node.module or ""
+                for alias in node.names:
+                    found |= known(f"{base}.{alias.name}") or known(base)
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module"):
+                arg = node.args[0] if node.args else None
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    rel = arg.value.lstrip(".")
+                    found |= known(f"{'.'.join(package)}.{rel}" if arg.value.startswith(".") else arg.value)
+                else:
+                    dynamic = True
+        if dynamic:
+            for const in ast.walk(tree):
+                if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value:
+                    found |= known(const.value, f"{'.'.join(package)}.{const.value.lstrip('.')}")
+        graph[name] = found - {name}
     return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle path (a -> ... -> a) per strongly connected component of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[set[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm; the graph is small, recursion is fine
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    paths = []
+    for component in components:  # a shortest way from the component's first module back to itself
+        start = min(component)
+        parent: dict[str, str | None] = {start: None}
+        queue, end = [start], start
+        for v in queue:
+            successors = sorted(graph[v] & component)
+            if start in successors:
+                end = v
+                break
+            for w in successors:
+                if w not in parent:
+                    parent[w] = v
+                    queue.append(w)
+        chain: list[str] = []
+        node: str | None = end
+        while node is not None:
+            chain.append(node)
+            node = parent[node]
+        paths.append([*reversed(chain), start])
+    return paths
+
+
+def test_the_import_graph_finds_a_cycle_and_reports_its_path():
+    assert _cycles({"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_package_has_no_import_cycle():
+    """Issue #21: no module imports one that (directly or not, at import time or inside a function)
+    imports it back -- shared code sits in a leaf both import (``provenance``, ``tracking/manifest``)."""
+    graph = _import_graph()
+    # What the builder must see: a function-level ``from . import package``, a lazy re-export table, and
+    # not an import that only type checkers run (codes names GenerativeModel under TYPE_CHECKING).
+    assert "vae_anomaly.tracking" in graph["vae_anomaly.lineage"]
+    assert {"vae_anomaly.detector", "vae_anomaly.oversampler"} <= graph["vae_anomaly"]
+    assert "vae_anomaly.generative_reports" in graph["vae_anomaly.generative"]
+    assert "vae_anomaly.generative" not in graph["vae_anomaly.codes"]
+    cycles = _cycles(graph)
+    assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_a_detector_epoch_cap_is_the_epochs_option_s_own():
+    """One number: the detector's auto-epoch cap is what ``epochs`` accepts at most, not a second literal."""
+    from vae_anomaly.fitting import DETECTION_MAX_EPOCHS
+    from vae_anomaly.params import EPOCHS, MAX_EPOCHS
+
+    assert DETECTION_MAX_EPOCHS == MAX_EPOCHS and EPOCHS.accepts(MAX_EPOCHS) and not EPOCHS.accepts(MAX_EPOCHS + 1)
+
+
+def test_experiment_names_are_spelled_once_in_defaults():
+    import ast
+    from pathlib import Path
+
+    from vae_anomaly import cli, defaults
+    from vae_anomaly.jobs.synthesize import SynthJobConfig
+
+    assert SynthJobConfig().experiment == defaults.SYNTH_EXPERIMENT == "vae-anomaly-synth"
+    assert cli.DEMO_EXPERIMENT == defaults.DEMO_EXPERIMENT == "vae-anomaly-demo"
+    names = {defaults.SYNTH_EXPERIMENT, defaults.DEMO_EXPERIMENT}  # (EXPERIMENT is also the distribution's name)
+    spelled = [(path.name, node.value) for path in Path(defaults.__file__).parent.rglob("*.py") if path.name != "defaults.py"
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Constant) and node.value in names]
+    assert spelled == []
 
 
 def test_no_library_module_imports_the_cli():
     """The CLI sits on top: fit_command (and every other module) must not import it back."""
-    graph = _package_imports()
+    graph = _import_graph()
     assert "vae_anomaly.cli" in graph and "vae_anomaly.fit_command" in graph["vae_anomaly.cli"]
     assert sorted(m for m, deps in graph.items() if "vae_anomaly.cli" in deps and m != "vae_anomaly.cli") == []
 

@@ -52,12 +52,12 @@ def info(
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 # `demo` runs this file's train and score jobs (nightly-train, hourly-score) in a scratch experiment.
 FLOWS_FILE = REPO_DATA.parent / "flows.yaml"
-DEMO_EXPERIMENT = "vae-anomaly-demo"
+DEMO_EXPERIMENT = defaults.DEMO_EXPERIMENT
 
 
 def _parse_sets(pairs: list[str] | None, owner: type | None = None) -> dict[str, object]:
-    # In params (not here) so that fit_command, which the CLI calls, never imports the CLI back.
-    from .params import parse_set_options
+    # In options (not here) so that fit_command, which the CLI calls, never imports the CLI back.
+    from .options import parse_set_options
 
     return parse_set_options(pairs, owner)
 

@@ -34,7 +34,7 @@ def fit_and_save(data: str | Path, out: str | Path, *, label: str | None = None,
     if kind == "cvae":
         return _fit_cvae(data, out, label=label, id_column=id_column, epochs=epochs, options=options,
                          verbose=verbose)
-    from .params import parse_set_options
+    from .options import parse_set_options
 
     opts = options if isinstance(options, dict) else parse_set_options(options, VAEDetector)
     params = {"kind": kind, "epochs": epochs, "verbose": verbose, **({"noise": noise} if noise else {}), **opts}
@@ -61,8 +61,7 @@ def _fit_cvae(data: str | Path, out: Path, *, label: str | None, id_column: str 
     from .data import load_dataset
     from .errors import ConfigError
     from .generative import FIT_OPTIONS, GenerativeModel
-    from .options import check, select
-    from .params import parse_set_options
+    from .options import check, parse_set_options, select
 
     if label is None:
         raise ConfigError("--kind cvae needs --label (the condition)")

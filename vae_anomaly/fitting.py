@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .options import BinaryColumns, Scaling, check, select
+from .params import MAX_EPOCHS
 
 if TYPE_CHECKING:
     from .models import ModelConfig
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 # budget is its ``max_steps`` option (1 000 by default).
 AUTO_STEPS = 3000
 # A detector's auto epochs are set by its step budget (``max_steps``) alone: the epoch cap that keeps a
-# generator's cost bounded would cut a small table's training to a few hundred steps.
-DETECTION_MAX_EPOCHS = 100_000
+# generator's cost bounded would cut a small table's training to a few hundred steps. The cap is the
+# epochs option's own (params.MAX_EPOCHS): one number, so a detector never trains past what `epochs` accepts.
+DETECTION_MAX_EPOCHS = MAX_EPOCHS
 # A detector's table model has two hidden layers of 64 and 32 units whatever the input width. The
 # generators' rule (twice the input width, up to 256) gave a wide table's detector the capacity to
 # reconstruct its anomalies, and a 3- to 12-column table's too little room to learn the inliers: mean

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .codes import load_codes, save_codes
 from .errors import ConfigError
-from .generative import GenerativeModel
 from .image_metrics import as_unit_images, psnr, ssim
 from .options import OPTIONS, check  # the noise rows, declared once in the options table
+
+if TYPE_CHECKING:  # hints only: generative re-exports this module's names lazily, so it imports this one
+    from .generative import GenerativeModel
 
 
 def encode_report(gm: GenerativeModel, X: Any, output: str | Path) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .provenance import git_commit  # also importable from here, as before
 
 PARQUET_KEY = b"vae_anomaly.lineage"
 SCORES_KEY = b"vae_anomaly.scores_sha256"  # Parquet footer: written at close, when the scores are known
@@ -78,18 +78,6 @@ def input_fingerprint(path: str | Path) -> str:
     for part in parts:
         h.update(str(part.relative_to(root)).encode() + b"\0" + file_sha256(part).encode())
     return h.hexdigest()
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout this code runs from, when it runs from one (not from an installed wheel)."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def build_record(*, detector: Any, input_path: str | Path, model_ref: str | None = None,

@@ -10,9 +10,10 @@ once, as ``Literal`` types for the type hints and as tuples for the table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
+from .errors import ConfigError
 from .params import (
     BOOL,
     EPOCHS,
@@ -130,3 +131,25 @@ def check(owner: str, values: Mapping[str, Any], constraints: Mapping[str, Any] 
     if known:
         check_option_names(owner, values, list(table))
     validate_params(owner, values, table)
+
+
+def parse_set_options(pairs: Sequence[str] | None, owner: type | None = None) -> dict[str, object]:
+    """``key=value`` options (the CLI's ``--set``); values parsed as JSON when they parse, else kept as text.
+
+    With ``owner`` (an estimator class) the names and values are checked against its
+    ``_parameter_constraints`` (:func:`check` with ``known=True``).
+    """
+    import json
+
+    out: dict[str, object] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    if owner is not None:
+        check(owner.__name__, out, owner._parameter_constraints, known=True)
+    return out

@@ -4,6 +4,7 @@ Modelled on scikit-learn's ``_parameter_constraints``: each estimator lists, per
 parameter, the values it accepts; :func:`validate_params` names the estimator,
 the parameter and what it accepts when a value is wrong. Options given by name
 (the CLI's ``--set``, a flow's config) are checked for unknown names first.
+A leaf: :mod:`vae_anomaly.options` (the table, ``check`` and the ``--set`` parser) builds on it.
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ SEED = Check(lambda v: v is None or (Interval(int).accepts(v) and v >= 0)
              or hasattr(v, "randint"), "None, a non-negative integer or a numpy RandomState")
 N_JOBS = Check(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and (v >= 1 or v == -1)),
                "None (automatic), a positive integer or -1 (every core)")
-EPOCHS = Check(lambda v: v == "auto" or (Interval(int).accepts(v) and 1 <= v <= 100_000),
-               "'auto' or an integer in [1, 100000]")
+# The most epochs any model trains for; fitting.DETECTION_MAX_EPOCHS (a detector's auto-epoch cap) is this.
+MAX_EPOCHS = 100_000
+EPOCHS = Check(lambda v: v == "auto" or (Interval(int).accepts(v) and 1 <= v <= MAX_EPOCHS),
+               f"'auto' or an integer in [1, {MAX_EPOCHS}]")
 
 
 def validate_params(owner: str, params: Mapping[str, Any], constraints: Mapping[str, Sequence[Any]]) -> None:
@@ -120,27 +123,3 @@ def check_option_names(owner: str, options: Mapping[str, Any], known: Sequence[s
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
                 f"; known options: {', '.join(sorted(known))}"
             raise ConfigError(f"{owner} has no option {name!r}{hint}")
-
-
-def parse_set_options(pairs: Sequence[str] | None, owner: type | None = None) -> dict[str, object]:
-    """``key=value`` options (the CLI's ``--set``); values parsed as JSON when they parse, else kept as text.
-
-    With ``owner`` (an estimator class) the names and values are checked against its
-    ``_parameter_constraints`` (:func:`check_option_names`, :func:`validate_params`).
-    """
-    import json
-
-    out: dict[str, object] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    if owner is not None:
-        from .options import check  # the one boundary check (options imports this module)
-
-        check(owner.__name__, out, owner._parameter_constraints, known=True)
-    return out

@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ..data import Dataset, load_dataset
+from ..defaults import SYNTH_EXPERIMENT
 from ..errors import DataError
 
 
@@ -32,7 +33,7 @@ class SynthJobConfig(BaseModel):
     random_state: int = Field(0, validation_alias=AliasChoices("random_state", "seed"),
                               description="seeds the train/holdout split, the oversampler's and SMOTE's random_state")
     oversampler: dict[str, Any] = Field(default_factory=dict, description="VAEOversampler parameters")
-    experiment: str = "vae-anomaly-synth"
+    experiment: str = SYNTH_EXPERIMENT
 
     @field_validator("oversampler")
     @classmethod

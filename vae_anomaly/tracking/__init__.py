@@ -2,7 +2,8 @@
 
 The only library code that imports mlflow, and lazily. Split by job:
 ``connection`` (store, client, errors), ``runs`` (run logging), ``model`` (the pyfunc
-model logged as code), ``registry`` (versions, aliases, loading registered detectors).
+model logged as code), ``registry`` (versions, aliases, loading registered detectors), ``manifest``
+(a logged model folder's hash and its check, which ``model`` and ``registry`` share).
 """
 
 from __future__ import annotations

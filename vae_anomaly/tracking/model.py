@@ -15,8 +15,6 @@ folder whose files differ from the manifest before anything in it is imported.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 from importlib import metadata
@@ -25,11 +23,9 @@ from typing import Any
 
 from ..errors import ModelError
 from .connection import client, mlflow_module, wrap
+from .manifest import MANIFEST_FILE, MANIFEST_TAG, file_manifest, manifest_sha256, verify_model_dir
+from .registry import expected_manifest, resolve_model_uri
 
-MANIFEST_TAG = "vae_anomaly.model_sha256"  # run tag and model version tag: SHA-256 of the manifest
-MANIFEST_FILE = "vae_anomaly_model_manifest.json"  # run artifact: the manifest itself (to name what differs)
-# Written by MLflow when a registered model is downloaded (name and version), not at logging.
-_NOT_HASHED = {"registered_model_meta"}
 # Distributions the pyfunc imports while loading and predicting (checked by the tests in a process
 # without the project): pinned to what this process runs, so the serving environment scores alike.
 _REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scipy", "scikit-learn", "safetensors", "pyarrow")
@@ -48,46 +44,6 @@ def _ship_package(dst: Path) -> Path:
     target = dst / "vae_anomaly"
     shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.so", ".*"))
     return target
-
-
-def file_manifest(model_dir: str | Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file in a model folder (sorted, POSIX paths)."""
-    from ..persist import file_sha256
-
-    root = Path(model_dir)
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_symlink():
-            raise ModelError(f"{p}: model folders hold no symbolic links")
-        if p.is_file() and p.relative_to(root).as_posix() not in _NOT_HASHED:
-            out[p.relative_to(root).as_posix()] = file_sha256(p)
-    return out
-
-
-def manifest_sha256(manifest: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def verify_model_dir(model_dir: str | Path, expected_sha256: str, manifest: dict[str, str] | None = None,
-                     what: str = "model") -> None:
-    """Refuse a model folder whose files are not exactly those hashed when it was logged.
-
-    ``manifest`` (the logged one, when its own hash matches) lets the error name the files that differ.
-    """
-    actual = file_manifest(model_dir)
-    if manifest_sha256(actual) == expected_sha256:
-        return
-    if manifest is not None and manifest_sha256(manifest) == expected_sha256:
-        changed = sorted(k for k in actual.keys() & manifest.keys() if actual[k] != manifest[k])
-        added = sorted(actual.keys() - manifest.keys())
-        missing = sorted(manifest.keys() - actual.keys())
-        parts = [f"{label}: {', '.join(v[:5])}{' ...' if len(v) > 5 else ''}"
-                 for label, v in (("changed", changed), ("added", added), ("missing", missing)) if v]
-        detail = "; ".join(parts)
-    else:
-        detail = "the files' hashes do not match"
-    raise ModelError(f"{what}: refusing to load: its files differ from those recorded when it was logged "
-                     f"({MANIFEST_TAG} {expected_sha256[:12]}...; {detail}); the artifact store was changed")
 
 
 def log_detector(run_id: str, detector: Any, input_example: Any, name: str = "model") -> str:
@@ -144,36 +100,6 @@ def record_manifest(run_id: str, model_uri: str) -> str:
     return digest
 
 
-def expected_manifest(model_uri: str, version_info: dict[str, Any] | None = None) -> tuple[str, dict | None]:
-    """The recorded hash of a ``models:/`` (its version's tag) or ``runs:/`` (its run's tag) URI, and
-    the logged manifest when it can be read. No recorded hash is a :class:`ModelError`.
-
-    ``version_info`` is :func:`~vae_anomaly.tracking.registry.model_version_info`'s answer, if already read.
-    """
-    from .registry import model_version_info
-
-    if model_uri.startswith("models:/"):
-        info = version_info or model_version_info(model_uri)
-        digest, run_id = info.get("tags", {}).get(MANIFEST_TAG), info.get("run_id")
-        where = "model version"
-    elif model_uri.startswith("runs:/"):
-        run_id = model_uri[len("runs:/"):].split("/", 1)[0]
-        digest = wrap(f"reading run {run_id}", lambda: client().get_run(run_id)).data.tags.get(MANIFEST_TAG)
-        where = "run"
-    else:
-        raise ModelError(f"{model_uri}: only models:/ and runs:/ URIs have a recorded hash")
-    if not digest:
-        raise ModelError(f"{model_uri}: the {where} has no {MANIFEST_TAG} tag (logged by vae-anomaly 0.1.0, or "
-                         "not by vae-anomaly): its code cannot be verified; log and register it again")
-    manifest = None
-    if run_id:
-        try:
-            manifest = mlflow_module().artifacts.load_dict(f"runs:/{run_id}/{MANIFEST_FILE}")
-        except Exception:  # noqa: BLE001 - only used to name the differing files
-            manifest = None
-    return digest, manifest
-
-
 def load_pyfunc(model: str, *, dst: str | Path | None = None) -> Any:
     """``mlflow.pyfunc.load_model`` after checking every file of the model against its recorded hash.
 
@@ -181,8 +107,6 @@ def load_pyfunc(model: str, *, dst: str | Path | None = None) -> Any:
     or ``runs:/`` URI. The folder is downloaded (into ``dst`` or a temporary folder), verified, and only
     then loaded -- the shipped code is imported from that verified copy.
     """
-    from .registry import resolve_model_uri
-
     uri = resolve_model_uri(model)
     if not uri.startswith(("models:/", "runs:/")):
         raise ModelError(f"{model}: load_pyfunc loads logged or registered models; use VAEDetector.load for a "

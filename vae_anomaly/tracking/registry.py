@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError, ModelError
 from .connection import client, is_local, mlflow_module, tracking_uri, wrap
+from .manifest import MANIFEST_FILE, MANIFEST_TAG, verify_model_dir
 
 CHAMPION = "champion"
 RUN_TAG = "vae_anomaly.run_id"  # on a model version: the training run it was registered for
@@ -78,6 +79,34 @@ def model_version_info(model_uri: str) -> dict[str, Any]:
             "tags": dict(mv.tags or {})}
 
 
+def expected_manifest(model_uri: str, version_info: dict[str, Any] | None = None) -> tuple[str, dict | None]:
+    """The recorded hash of a ``models:/`` (its version's tag) or ``runs:/`` (its run's tag) URI, and
+    the logged manifest when it can be read. No recorded hash is a :class:`ModelError`.
+
+    ``version_info`` is :func:`model_version_info`'s answer, if already read.
+    """
+    if model_uri.startswith("models:/"):
+        info = version_info or model_version_info(model_uri)
+        digest, run_id = info.get("tags", {}).get(MANIFEST_TAG), info.get("run_id")
+        where = "model version"
+    elif model_uri.startswith("runs:/"):
+        run_id = model_uri[len("runs:/"):].split("/", 1)[0]
+        digest = wrap(f"reading run {run_id}", lambda: client().get_run(run_id)).data.tags.get(MANIFEST_TAG)
+        where = "run"
+    else:
+        raise ModelError(f"{model_uri}: only models:/ and runs:/ URIs have a recorded hash")
+    if not digest:
+        raise ModelError(f"{model_uri}: the {where} has no {MANIFEST_TAG} tag (logged by vae-anomaly 0.1.0, or "
+                         "not by vae-anomaly): its code cannot be verified; log and register it again")
+    manifest = None
+    if run_id:
+        try:
+            manifest = mlflow_module().artifacts.load_dict(f"runs:/{run_id}/{MANIFEST_FILE}")
+        except Exception:  # noqa: BLE001 - only used to name the differing files
+            manifest = None
+    return digest, manifest
+
+
 def _require_model(name: str) -> None:
     wrap(f"looking up registered model {name!r}", lambda: client().get_registered_model(name),
          missing=f"registered model {name!r} does not exist")
@@ -93,8 +122,6 @@ def load_detector(model: str, device: str = "cpu") -> tuple[Any, str]:
     uri = resolve_model_uri(model)
     if not uri.startswith(("models:/", "runs:/")):
         return VAEDetector.load(uri, device=device), str(Path(uri).resolve())
-    from .model import MANIFEST_TAG, expected_manifest, verify_model_dir
-
     info = model_version_info(uri)  # precise one-line errors for an unknown name, version or alias
     mlflow = mlflow_module()
     with tempfile.TemporaryDirectory(prefix="vae-anomaly-model-") as dst:
@@ -136,8 +163,6 @@ def register(model_uri: str, name: str, run_id: str, tags: dict[str, str] | None
         return str(min(int(mv.version) for mv in mine)) if mine else None
 
     def go() -> str:
-        from .model import MANIFEST_TAG
-
         already = existing()
         if already is not None:
             return already

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import pid_alive
+from ..provenance import git_commit, git_output
 from .connection import DEFAULT_ARTIFACTS, client, is_local, mlflow_module, tracking_uri, wrap
 
 OWNER_HOST = "vae_anomaly.host"
@@ -33,16 +34,6 @@ def experiment_id(name: str) -> str:
     return wrap(f"creating experiment {name!r}", go)
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
 def provenance_tags(cwd: str | Path | None = None) -> dict[str, str]:
     """Who ran what from where: MLflow's run context providers (``mlflow.user``, ``mlflow.source.name``
     and ``.type``, ...), the *caller's* git checkout (the working directory's, not this library's),
@@ -57,16 +48,15 @@ def provenance_tags(cwd: str | Path | None = None) -> dict[str, str]:
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
 
     from .._version import __version__
-    from ..lineage import git_commit
 
     tags = {k: str(v) for k, v in resolve_tags({}).items() if not k.startswith("mlflow.source.git.")}
     where = Path(cwd) if cwd is not None else Path.cwd()
-    commit = _git(where, "rev-parse", "HEAD")
+    commit = git_output(where, "rev-parse", "HEAD")
     if commit:
         tags[MLFLOW_GIT_COMMIT] = commit
         for key, args in ((MLFLOW_GIT_BRANCH, ("rev-parse", "--abbrev-ref", "HEAD")),
                           (MLFLOW_GIT_REPO_URL, ("config", "--get", "remote.origin.url"))):
-            value = _git(where, *args)
+            value = git_output(where, *args)
             if value:
                 tags[key] = value
     tags["vae_anomaly.version"] = __version__
