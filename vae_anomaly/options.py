@@ -153,3 +153,13 @@ def parse_set_options(pairs: Sequence[str] | None, owner: type | None = None) ->
     if owner is not None:
         check(owner.__name__, out, owner._parameter_constraints, known=True)
     return out
+
+
+def check_job_options(owner: type, options: dict[str, Any]) -> dict[str, Any]:
+    """A job config's estimator options (``detector:``, ``oversampler:``): names and values against the
+    estimator's constraints, as a ``ValueError`` that pydantic reports under the field's name."""
+    try:
+        check(owner.__name__, options, owner._parameter_constraints, known=True)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+    return options

@@ -20,7 +20,7 @@ rejected candidates and reported (``sampling_report_``, ``acceptance_rate_``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,13 @@ def _check_labels(y: Any) -> None:
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
+
+# This sampler's own word sets, spelled once: the type hints and the constraints below use these.
+Generation = Literal["data", "latent"]
+SeedSelection = Literal["class", "density", "boundary", "uniform"]
+NeighbourSpace = Literal["x", "z"]
+OnShortfall = Literal["relax", "raise"]
+LatentSampling = Literal["posterior", "prior", "interpolate"]
 
 class VAEOversampler(BaseOverSampler):
     """Over-sample minority classes with a conditional VAE (imbalanced-learn's sampler API).
@@ -98,19 +105,19 @@ class VAEOversampler(BaseOverSampler):
         sampling_strategy=[Options(("auto", "minority", "not minority", "not majority", "all")),
                            Interval(float, 0, 1, closed="right"),
                            Check(lambda v: isinstance(v, dict) or callable(v), "a dict {class: count} or a callable")],
-        generation=[Options(("data", "latent"))],
-        seed_selection=[Options(("class", "density", "boundary", "uniform"))],
-        neighbour_space=[Options(("x", "z"))],
+        generation=[Options(get_args(Generation))],
+        seed_selection=[Options(get_args(SeedSelection))],
+        neighbour_space=[Options(get_args(NeighbourSpace))],
         class_filter=[BOOL],
         llr_margin=[Interval(float, None, None)],
-        on_shortfall=[Options(("relax", "raise"))],
+        on_shortfall=[Options(get_args(OnShortfall))],
         few_rows=[Interval(int, 0, None)],
         filter_anomalous=[BOOL],
         anomaly_quantile=[Interval(float, 0, 1, closed="right")],
         min_distance=[NONE, Options(("auto",)), Interval(float, 0, None)],
         min_class_rows=[Interval(int, 1, None)],
         sample_noise=[BOOL],
-        latent_sampling=[Options(("posterior", "prior", "interpolate"))],
+        latent_sampling=[Options(get_args(LatentSampling))],
         k_neighbors=[Interval(int, 1, 100)],
         max_rounds=[Interval(int, 1, 1000)],
     )
@@ -126,19 +133,19 @@ class VAEOversampler(BaseOverSampler):
         epochs: int | str = "auto",
         batch_size: int | Literal["auto"] = 128,
         lr: float = 1e-3,
-        generation: Literal["data", "latent"] = "data",
-        seed_selection: Literal["class", "density", "boundary", "uniform"] = "class",
-        neighbour_space: Literal["x", "z"] = "x",
+        generation: Generation = "data",
+        seed_selection: SeedSelection = "class",
+        neighbour_space: NeighbourSpace = "x",
         class_filter: bool = True,
         llr_margin: float = 0.0,
-        on_shortfall: Literal["relax", "raise"] = "relax",
+        on_shortfall: OnShortfall = "relax",
         few_rows: int = 6,
         filter_anomalous: bool = True,
         anomaly_quantile: float = 0.99,
         min_distance: float | str | None = "auto",
         min_class_rows: int = 1,
         sample_noise: bool = False,
-        latent_sampling: Literal["posterior", "prior", "interpolate"] = "posterior",
+        latent_sampling: LatentSampling = "posterior",
         k_neighbors: int = 5,
         max_rounds: int = 10,
         categorical_columns: list[str] | None = None,

@@ -38,14 +38,10 @@ class SynthJobConfig(BaseModel):
     @field_validator("oversampler")
     @classmethod
     def known_oversampler_options(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from ..options import check
+        from ..options import check_job_options
         from ..oversampler import VAEOversampler
 
-        try:
-            check("VAEOversampler", v, VAEOversampler._parameter_constraints, known=True)
-        except Exception as exc:  # pydantic reports it with the field's name
-            raise ValueError(str(exc)) from exc
-        return v
+        return check_job_options(VAEOversampler, v)
 
 
 @dataclass

@@ -49,16 +49,12 @@ class TrainJobConfig(BaseModel):
     @classmethod
     def known_detector_options(cls, v: dict[str, Any]) -> dict[str, Any]:
         from ..detector import VAEDetector
-        from ..options import check
+        from ..options import check_job_options
 
         if "model" in v and "kind" not in v:
             # A job config written before the rename (``model`` is also the registry reference of scoring).
             v = {("kind" if k == "model" else k): x for k, x in v.items()}
-        try:
-            check("VAEDetector", v, VAEDetector._parameter_constraints, known=True)
-        except Exception as exc:  # pydantic reports it with the field's name
-            raise ValueError(str(exc)) from exc
-        return v
+        return check_job_options(VAEDetector, v)
 
     def run_key(self, data_sha256: str) -> str:
         """Identity of a training request (options + data): a rerun after a crash has the same key."""
