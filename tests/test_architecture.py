@@ -656,3 +656,18 @@ def test_the_progress_seed_and_trim_switches_carry_the_estimators_names():
         params = set(inspect.signature(function).parameters)
         assert names <= params and not {"progress", "seed", "trim"} & params, (function.__name__, params)
     assert "random_state" in {f.name for f in dataclasses.fields(fitting.FittedModel)}
+
+
+def test_the_readme_architecture_names_every_module():
+    # The README's architecture section is the living design: a module added without it fails here.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Architecture"):readme.index("\n## ", readme.index("## Architecture") + 3)]
+    package = root / "vae_anomaly"
+    modules = [p for p in package.rglob("*.py") if p.name not in ("__init__.py", "_version.py")]
+    missing = [str(p.relative_to(package)) for p in modules if p.name not in section]
+    assert not missing, f"README's Architecture section does not name {missing}"
+    for folder in {p.parent for p in modules if p.parent != package}:
+        assert f"{folder.name}/" in section, folder.name
