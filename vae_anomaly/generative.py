@@ -233,7 +233,7 @@ class GenerativeModel:
 _MOVED = {"CODES_FORMAT": "codes", "bits_for": "codes", "pack_codes": "codes", "unpack_codes": "codes",
           "save_codes": "codes", "load_codes": "codes", "psnr": "image_metrics", "ssim": "image_metrics",
           "as_unit_images": "image_metrics", "encode_report": "generative_reports",
-          "denoise_report": "generative_reports", "NOISE_KINDS": "generative_reports"}
+          "denoise_report": "generative_reports", "NOISE_KINDS": "options"}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,9 @@ def score(config: ScoreJobConfig, model: LoadedModel) -> jobs.ScoreResult:
 
 @_runtime.run_opening_task
 def open_run(config: ScoreJobConfig, uri: str, version: dict[str, Any]) -> str:
-    return _runtime.open_run_once(lambda: jobs.score.start_score_run(config, uri, version, _runtime.flow_run_tags()))
+    run_id = _runtime.open_run_once(lambda: jobs.score.start_score_run(config, uri, version, _runtime.flow_run_tags()))
+    jobs.score.log_score_config(run_id, config)
+    return run_id
 
 
 @_runtime.tracking_task

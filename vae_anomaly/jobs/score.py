@@ -119,15 +119,19 @@ def run(config: ScoreJobConfig, *, model: LoadedModel | None = None, flow_run_id
 
 
 def start_score_run(config: ScoreJobConfig, uri: str, version: dict[str, Any], tags: dict[str, str]) -> str:
-    """The score job's MLflow run, with its config logged before any scoring: an artifact store this
-    process cannot write fails here, once, not after the work."""
+    """The score job's MLflow run (only started: a retried task reuses the id it recorded)."""
     from .. import tracking
 
-    run_id = tracking.start_run(config.experiment, run_name=f"score {uri}",
-                                tags={**tags, "job": "score", "model_uri": uri,
-                                      "model_version": version.get("version", "")})
+    return tracking.start_run(config.experiment, run_name=f"score {uri}",
+                              tags={**tags, "job": "score", "model_uri": uri, "model_version": version.get("version", "")})
+
+
+def log_score_config(run_id: str, config: ScoreJobConfig) -> None:
+    """The config, logged before any scoring: an artifact store this process cannot write fails here, once,
+    not after the work."""
+    from .. import tracking
+
     tracking.log_dict(run_id, config.model_dump(), "score_config.json")
-    return run_id
 
 
 def log_score_run(run_id: str, result: ScoreResult, config: ScoreJobConfig) -> None:
