@@ -140,3 +140,10 @@ def test_cli_flow_data_error_is_one_line_not_a_traceback(tmp_path):
     assert r.returncode == 2 and "error: file" in r.stderr and "column 'mean_radius', row 3" in r.stderr
     # Prefect's own run log lines stay; no frame of a traceback through our code reaches the console.
     assert "vae_anomaly/" not in r.stderr and "raise DataError" not in r.stderr, r.stderr
+
+
+def test_cli_cvae_seed_and_denoise_level_are_refused_in_one_line(tmp_path):
+    # GenerativeModel.fit takes an integer seed: None passed the table's estimator row and then crashed.
+    user_error(cli("fit", DATA / "breast_cancer.csv", "--kind", "cvae", "--label", "diagnosis", "--out",
+                   tmp_path / "m", "--set", "random_state=null"), "random_state")
+    assert list(tmp_path.iterdir()) == []

@@ -140,7 +140,7 @@ def test_denoising_training_reduces_noise(digits):
     ("trim_fraction", 0.6, r"trim_fraction must be a number in \[0, 0.5\)"),
     ("trim_fraction", "contamination", r"trim_fraction must be a number in \[0, 0.5\)"),  # the estimator resolves it
     ("max_steps", 0, r"max_steps must be an integer in \[1, 1e\+07\] or None"),
-    ("random_state", -1, r"random_state must be None, a non-negative integer"),
+    ("random_state", -1, r"random_state must be an integer in \[0, inf\]"),
 ])
 def test_train_config_checks_each_field_against_the_table(field, value, fragment):
     """trim_fraction, max_steps and random_state follow the table's rows like the other fields."""

@@ -61,14 +61,15 @@ def _fit_cvae(data: str | Path, out: Path, *, label: str | None, id_column: str 
     from .data import load_dataset
     from .errors import ConfigError
     from .generative import FIT_OPTIONS, GenerativeModel
-    from .options import check, parse_set_options, select
+    from .options import INT_SEED, check, parse_set_options, select
 
     if label is None:
         raise ConfigError("--kind cvae needs --label (the condition)")
     opts = options if isinstance(options, dict) else parse_set_options(options)
     # --set may override --epochs; "auto" goes through (TrainConfig resolves it from the data).
     params = {"epochs": epochs, "verbose": verbose, **opts}
-    check("fit --kind cvae", params, select(*FIT_OPTIONS), known=True)  # before a large file is read
+    # before a large file is read; GenerativeModel.fit takes an int seed (no None or RandomState)
+    check("fit --kind cvae", params, {**select(*FIT_OPTIONS), "random_state": [INT_SEED]}, known=True)
     ds = load_dataset(data, label_column=label, id_column=id_column)
     gm = GenerativeModel.fit(ds.X, ds.y, kind="cvae", **params)
     gm.save(out)

@@ -11,6 +11,7 @@ from .codes import load_codes, save_codes
 from .errors import ConfigError
 from .image_metrics import as_unit_images, psnr, ssim
 from .options import OPTIONS, check  # the noise rows, declared once in the options table
+from .params import Interval
 
 if TYPE_CHECKING:  # hints only: generative re-exports this module's names lazily, so it imports this one
     from .generative import GenerativeModel
@@ -46,8 +47,9 @@ def denoise_report(gm: GenerativeModel, images: Any, *, evaluate: str | None = N
 
     if not gm.is_image:
         raise ConfigError("denoise works on images with an image model")
+    # An evaluation corrupts the images: a level of 0 would compare clean with clean (PSNR infinite).
     check("denoise", {"--evaluate": evaluate, "--level": level},
-          {"--evaluate": OPTIONS["noise"], "--level": OPTIONS["noise_level"]})
+          {"--evaluate": OPTIONS["noise"], "--level": [Interval(float, 0, 1, closed="right")]})
     clean = as_unit_images(images, gm.preprocessor)
     inp = clean
     if evaluate:

@@ -56,6 +56,8 @@ COMPLEXITY_METHODS: tuple[str, ...] = get_args(ComplexityMethod)
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 DEVICE = Check(lambda v: isinstance(v, str) and v.split(":")[0] in DEVICE_NAMES,
                "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+# The seed a training loop and GenerativeModel.fit take: the estimators turn None or a RandomState into it.
+INT_SEED = Interval(int, 0, None)
 
 # The share of each batch's highest-loss rows left out of the gradient: the training loop's rule (an
 # estimator's "contamination" is resolved to its share before the loop sees it).

@@ -23,7 +23,7 @@ from .batching import chunk_rows, iter_batches, model_row_bytes
 from .checkpoint import load_checkpoint, save_checkpoint, unflatten_optimizer
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
-from .options import NONE, OPTIONS, TRIM_SHARE, NoiseKind, StoppingRule, check, select
+from .options import INT_SEED, NONE, OPTIONS, TRIM_SHARE, NoiseKind, StoppingRule, check, select
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -93,8 +93,8 @@ class TrainConfig:
 # max_steps may be None (a generator's AUTO_STEPS).
 _CONSTRAINTS = {**select("epochs", "batch_size", "lr", "weight_decay", "val_fraction", "patience", "stopping",
                          "separation_patience", "noise", "noise_level", "trim_start", "device", "n_jobs", "verbose",
-                         "n_estimators", "max_samples", "random_state"),
-                "trim_fraction": [TRIM_SHARE], "max_steps": [*OPTIONS["max_steps"], NONE]}
+                         "n_estimators", "max_samples"),
+                "trim_fraction": [TRIM_SHARE], "max_steps": [*OPTIONS["max_steps"], NONE], "random_state": [INT_SEED]}
 
 
 @dataclass
